@@ -1,0 +1,52 @@
+//! The kernel library: everything the demo image (`src/main.rs`) and the on-target test kernel
+//! (`tests/`) are built from.
+//!
+//! Two kinds of code live here, kept apart (see ../shared/DESIGN.md):
+//! - portable logic (`devicetree`, `bootargs`, `mem::page_table`, `mem::regions`, `mem::frames`,
+//!   `sync`): no `asm!`, no MMIO; compiled and unit-tested on the host too;
+//! - machine code (`arch`, `platform`, `boot`, and everything that needs them): built only for
+//!   `aarch64-unknown-none` and tested on target in QEMU.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod bootargs;
+pub mod devicetree;
+pub mod mem;
+pub mod sync;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod boot;
+#[cfg(target_os = "none")]
+pub mod console;
+#[cfg(target_os = "none")]
+pub mod platform;
+#[cfg(target_os = "none")]
+pub mod smp;
+#[cfg(target_os = "none")]
+pub mod testing;
+#[cfg(target_os = "none")]
+pub mod time;
+
+/// The most cores the kernel brings up (boot stacks and per-core data are sized by it).
+/// M1 Ultra has 20; QEMU virt with GICv2 at most 8.
+pub const MAX_CORES: usize = 32;
+
+/// A panic anywhere in the kernel is a kernel bug (until processes exist): report what and
+/// where, let a running test record its failure, and stop.
+#[cfg(target_os = "none")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    let core = arch::cpu::core_index();
+    match info.location() {
+        Some(at) => boot::die(format_args!(
+            "panic on core {core} at {}:{}: {}",
+            at.file(),
+            at.line(),
+            info.message()
+        )),
+        None => boot::die(format_args!("panic on core {core}: {}", info.message())),
+    }
+}
