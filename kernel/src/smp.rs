@@ -151,8 +151,8 @@ pub fn secondary_main(index: usize) -> ! {
         cpu::halt();
     }
     crate::time::start_this_core();
-    slot.online.store(true, Ordering::Release);
     crate::println!("core {index} online (MPIDR {:#x})", cpu::mpidr());
+    slot.online.store(true, Ordering::Release);
     cpu::enable_irqs();
     idle_loop(slot)
 }
@@ -168,6 +168,7 @@ fn idle_loop(slot: &CoreSlot) -> ! {
             f(arg);
             slot.work_completed.fetch_add(1, Ordering::Release);
             slot.work_state.store(IDLE, Ordering::Release);
+            cpu::send_event(); // the poster may be waiting in WFE
             continue;
         }
         // An IPI posted after the check above is pending and ends this WFI at once.
@@ -192,11 +193,10 @@ pub struct Posted {
 }
 
 impl Posted {
+    /// Sleeps in WFE; the worker signals completion with SEV.
     pub fn wait(self) {
         let slot = &CORES[self.core];
-        while slot.work_completed.load(Ordering::Acquire) < self.sequence {
-            crate::sync::cpu_relax();
-        }
+        wait_for_event_until(|| slot.work_completed.load(Ordering::Acquire) >= self.sequence);
     }
 
     pub fn is_done(&self) -> bool {

@@ -21,10 +21,17 @@ struct CoreTicks {
     ticks: AtomicU64,
     missed: AtomicU64,
     deadline: AtomicU64,
+    /// Counter value when the last tick's handler ran.
+    last_tick_at: AtomicU64,
 }
 
 static CORES: [CoreTicks; MAX_CORES] = [const {
-    CoreTicks { ticks: AtomicU64::new(0), missed: AtomicU64::new(0), deadline: AtomicU64::new(0) }
+    CoreTicks {
+        ticks: AtomicU64::new(0),
+        missed: AtomicU64::new(0),
+        deadline: AtomicU64::new(0),
+        last_tick_at: AtomicU64::new(0),
+    }
 }; MAX_CORES];
 
 /// Set the tick rate and the timer's interrupt (boot core, before any core starts ticking).
@@ -67,12 +74,18 @@ pub fn on_tick() {
     }
     core.deadline.store(deadline, Ordering::Relaxed);
     timer::set_deadline(deadline);
+    core.last_tick_at.store(now, Ordering::Relaxed);
     core.ticks.fetch_add(1, Ordering::Release);
 }
 
 /// Ticks taken so far by core `core`.
 pub fn ticks(core: usize) -> u64 {
     CORES[core].ticks.load(Ordering::Acquire)
+}
+
+/// The counter value when core `core` last took a tick.
+pub fn last_tick_at(core: usize) -> u64 {
+    CORES[core].last_tick_at.load(Ordering::Relaxed)
 }
 
 /// Whole periods core `core` could not take a tick for.
@@ -113,5 +126,15 @@ pub fn spin_for_ns(ns: u64) {
     let end = timer::counter() + ns_to_counter(ns);
     while timer::counter() < end {
         crate::sync::cpu_relax();
+    }
+}
+
+/// Sleep in WFI until `ns` nanoseconds of counter time have passed. The tick (or any other
+/// interrupt) ends each WFI, so this wakes at most one tick late. Needs IRQs enabled and this
+/// core ticking. Under `-icount ...,sleep=off` idle time costs no host time, unlike a spin.
+pub fn sleep_ns(ns: u64) {
+    let end = timer::counter() + ns_to_counter(ns);
+    while timer::counter() < end {
+        cpu::wait_for_interrupt();
     }
 }

@@ -87,7 +87,7 @@ fn runs_at_its_load_address_with_relocations_applied() {
     assert_eq!(RELOCATED, "relocated at boot");
     let f = FUNCTION as usize;
     assert!((image.start..image.text_end).contains(&f), "fn pointer {f:#x} outside text");
-    assert_eq!(f, runs_at_its_load_address_with_relocations_applied as usize);
+    assert_eq!(f, runs_at_its_load_address_with_relocations_applied as *const () as usize);
 }
 
 fn device_tree_facts_reach_the_kernel() {

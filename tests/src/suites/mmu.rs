@@ -25,7 +25,7 @@ pub const SUITE: Suite = Suite {
 };
 
 fn writing_kernel_text_is_a_permission_fault() {
-    let target = writing_kernel_text_is_a_permission_fault as usize as *mut u32;
+    let target = writing_kernel_text_is_a_permission_fault as *const () as usize as *mut u32;
     // SAFETY: the write must fault (text is read-only); catch_fault skips it.
     let fault = catch_fault(|| unsafe { target.write_volatile(0xd503_201f) })
         .expect("writing kernel text did not fault");
@@ -51,6 +51,7 @@ fn writing_rodata_is_a_permission_fault() {
 
 /// `ret`, placed in writable data. Executing it must fault: data is never executable.
 #[repr(align(4096))]
+#[allow(dead_code)] // read only by the CPU, as instructions
 struct CodeInData([u32; 4]);
 static mut CODE_IN_DATA: CodeInData = CodeInData([0xd65f_03c0; 4]);
 

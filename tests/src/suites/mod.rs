@@ -23,14 +23,16 @@ pub fn expected(key: &str) -> Option<u64> {
     kernel::boot::info().args.number(key).unwrap_or_else(|text| panic!("bad {key}={text}"))
 }
 
-/// Wait up to `ms` milliseconds for `condition`; false on timeout.
+/// Wait up to `ms` milliseconds for `condition`, checking it after every interrupt (the tick
+/// at least): the waiting core sleeps in WFI, so deterministic `-icount` runs skip the wait.
+/// False on timeout.
 pub fn wait_until(ms: u64, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = kernel::time::now_ns() + ms * 1_000_000;
     while !condition() {
         if kernel::time::now_ns() > deadline {
             return condition();
         }
-        kernel::sync::cpu_relax();
+        kernel::arch::cpu::wait_for_interrupt();
     }
     true
 }

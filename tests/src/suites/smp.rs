@@ -79,7 +79,7 @@ fn core_parked_in_wfe_is_woken_by_sev() {
     RELEASE.store(false, Ordering::Relaxed);
     let posted = smp::post(waiter, wait_in_wfe, 0).unwrap();
     assert!(wait_until(2000, || WAITER_READY.load(Ordering::Acquire)), "waiter never started");
-    kernel::time::spin_for_ns(2_000_000);
+    kernel::time::sleep_ns(2_000_000);
     assert!(!posted.is_done(), "waiter returned before the event");
     RELEASE.store(true, Ordering::Release);
     cpu::send_event();
