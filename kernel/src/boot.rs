@@ -36,7 +36,9 @@ pub struct BootInfo {
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 
 pub fn info() -> &'static BootInfo {
-    BOOT_INFO.get().expect("boot info read before the device tree was parsed")
+    BOOT_INFO
+        .get()
+        .expect("boot info read before the device tree was parsed")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -75,10 +77,22 @@ unsafe impl Send for KernelMap {}
 
 static KERNEL_MAP: IrqMutex<Option<KernelMap>> = IrqMutex::new(None);
 
-const RX: Attributes = Attributes { kind: MemoryKind::Normal, access: Access::ReadExecute };
-const RO: Attributes = Attributes { kind: MemoryKind::Normal, access: Access::ReadOnly };
-const RW: Attributes = Attributes { kind: MemoryKind::Normal, access: Access::ReadWrite };
-const DEVICE: Attributes = Attributes { kind: MemoryKind::Device, access: Access::ReadWrite };
+const RX: Attributes = Attributes {
+    kind: MemoryKind::Normal,
+    access: Access::ReadExecute,
+};
+const RO: Attributes = Attributes {
+    kind: MemoryKind::Normal,
+    access: Access::ReadOnly,
+};
+const RW: Attributes = Attributes {
+    kind: MemoryKind::Normal,
+    access: Access::ReadWrite,
+};
+const DEVICE: Attributes = Attributes {
+    kind: MemoryKind::Device,
+    access: Access::ReadWrite,
+};
 
 impl KernelMap {
     fn map(&mut self, start: usize, end: usize, attrs: Attributes, what: &str) {
@@ -91,7 +105,9 @@ impl KernelMap {
             attrs,
             &mut self.pool,
         ) {
-            die(format_args!("cannot map {what} [{start:#x}, {end:#x}): {e}"));
+            die(format_args!(
+                "cannot map {what} [{start:#x}, {end:#x}): {e}"
+            ));
         }
     }
 
@@ -104,7 +120,9 @@ impl KernelMap {
         while page < end {
             match self.tables.translate(page as u64) {
                 Some(t) if t.attrs.kind == MemoryKind::Device => {}
-                Some(_) => die(format_args!("{what} at {page:#x} overlaps memory mapped as RAM")),
+                Some(_) => die(format_args!(
+                    "{what} at {page:#x} overlaps memory mapped as RAM"
+                )),
                 None => self.map(page, page + PAGE_SIZE, DEVICE, what),
             }
             page += PAGE_SIZE;
@@ -128,7 +146,13 @@ fn early_map(dtb: PhysRange) -> KernelMap {
         map.map(stack.start, stack.end, RW, "boot stack");
     }
     map.map(dtb.start as usize, dtb.end as usize, RO, "device tree");
-    map.map_device(Region { base: pl011::QEMU_VIRT_UART as u64, size: 0x1000 }, "early UART");
+    map.map_device(
+        Region {
+            base: pl011::QEMU_VIRT_UART as u64,
+            size: 0x1000,
+        },
+        "early UART",
+    );
     map
 }
 
@@ -137,9 +161,18 @@ fn complete_map(map: &mut KernelMap, board: &BoardInfo, dtb: PhysRange) {
     let image = arch_boot::image_layout();
     let mut ram = RangeSet::<64>::new();
     for r in &board.memory {
-        let _ = ram.add(PhysRange { start: r.base, end: r.end() });
+        let _ = ram.add(PhysRange {
+            start: r.base,
+            end: r.end(),
+        });
     }
-    let taken = [PhysRange { start: image.start as u64, end: image.end as u64 }, dtb];
+    let taken = [
+        PhysRange {
+            start: image.start as u64,
+            end: image.end as u64,
+        },
+        dtb,
+    ];
     for r in taken.iter().copied().chain(reserved(board)) {
         if ram.remove(r).is_err() {
             die(format_args!("too many memory fragments while mapping RAM"));
@@ -149,14 +182,26 @@ fn complete_map(map: &mut KernelMap, board: &BoardInfo, dtb: PhysRange) {
         map.map(r.start as usize, r.end as usize, RW, "RAM");
     }
     if let Some(uart) = board.uart {
-        map.map_device(Region { base: uart.base, size: uart.size }, "UART");
+        map.map_device(
+            Region {
+                base: uart.base,
+                size: uart.size,
+            },
+            "UART",
+        );
     }
     match board.gic {
-        devicetree::GicInfo::V2 { distributor, cpu_interface } => {
+        devicetree::GicInfo::V2 {
+            distributor,
+            cpu_interface,
+        } => {
             map.map_device(distributor, "GIC distributor");
             map.map_device(cpu_interface, "GIC CPU interface");
         }
-        devicetree::GicInfo::V3 { distributor, redistributors } => {
+        devicetree::GicInfo::V3 {
+            distributor,
+            redistributors,
+        } => {
             map.map_device(distributor, "GIC distributor");
             map.map_device(redistributors, "GIC redistributors");
         }
@@ -165,7 +210,10 @@ fn complete_map(map: &mut KernelMap, board: &BoardInfo, dtb: PhysRange) {
 }
 
 fn reserved<'a>(board: &'a BoardInfo) -> impl Iterator<Item = PhysRange> + 'a {
-    board.reserved.iter().map(|r| PhysRange { start: r.base, end: r.end() })
+    board.reserved.iter().map(|r| PhysRange {
+        start: r.base,
+        end: r.end(),
+    })
 }
 
 /// RAM nobody else owns: the kernel heap and the frame allocator get it.
@@ -173,12 +221,23 @@ fn free_memory(board: &BoardInfo, dtb: PhysRange) -> RangeSet<64> {
     let image = arch_boot::image_layout();
     let mut free = RangeSet::<64>::new();
     for r in &board.memory {
-        let _ = free.add(PhysRange { start: r.base, end: r.end() });
+        let _ = free.add(PhysRange {
+            start: r.base,
+            end: r.end(),
+        });
     }
-    let taken = [PhysRange { start: image.start as u64, end: image.end as u64 }, dtb];
+    let taken = [
+        PhysRange {
+            start: image.start as u64,
+            end: image.end as u64,
+        },
+        dtb,
+    ];
     for r in taken.iter().copied().chain(reserved(board)) {
         if free.remove(r).is_err() {
-            die(format_args!("too many memory fragments while sizing free RAM"));
+            die(format_args!(
+                "too many memory fragments while sizing free RAM"
+            ));
         }
     }
     free
@@ -194,10 +253,14 @@ extern "C" fn rust_primary_entry(dtb: usize, load_address: usize, entry_el: u64)
     exception::install_vectors();
 
     // 1. The DTB header, read with the MMU off.
-    // SAFETY: `blob_size` reads 40 bytes at `dtb` only if it is non-null and 8-byte aligned...
+    // SAFETY: `blob_size` reads the 40-byte header only if `dtb` is non-null and 4-byte
+    // aligned; x0 from the loader is the DTB's address or 0.
     let size = unsafe { devicetree::blob_size(dtb as *const u8) }
         .unwrap_or_else(|e| no_device_tree(dtb, e));
-    let dtb_range = PhysRange { start: dtb as u64, end: (dtb + size) as u64 };
+    let dtb_range = PhysRange {
+        start: dtb as u64,
+        end: (dtb + size) as u64,
+    };
 
     // 2. Early map and MMU on. Everything written so far (relocations, .bss, these tables,
     // the stack) went to RAM with the caches off: drop any stale lines first.
@@ -215,7 +278,10 @@ extern "C" fn rust_primary_entry(dtb: usize, load_address: usize, entry_el: u64)
     let board = match devicetree::parse(blob) {
         Ok(board) => board,
         Err(e) => {
-            SEMIHOSTING.store(semihosting_wanted(bootargs_of_broken_tree(blob)), Ordering::Relaxed);
+            SEMIHOSTING.store(
+                semihosting_wanted(bootargs_of_broken_tree(blob)),
+                Ordering::Relaxed,
+            );
             crate::println!("kernel: the device tree at {dtb:#x} is unusable: {e}");
             exit(2)
         }
@@ -254,7 +320,10 @@ extern "C" fn rust_primary_entry(dtb: usize, load_address: usize, entry_el: u64)
     let tick_hz = match args.number("tick_hz") {
         Ok(hz) => hz.unwrap_or(time::DEFAULT_TICK_HZ as u64) as u32,
         Err(text) => {
-            log::warn!("tick_hz={text} is not a number; using {}", time::DEFAULT_TICK_HZ);
+            log::warn!(
+                "tick_hz={text} is not a number; using {}",
+                time::DEFAULT_TICK_HZ
+            );
             time::DEFAULT_TICK_HZ
         }
     };
@@ -274,7 +343,11 @@ extern "C" fn rust_primary_entry(dtb: usize, load_address: usize, entry_el: u64)
     );
     log::info!(
         "{}: {} cpus, {} MiB RAM, GICv{}, timer IRQ {}, tick {} Hz, bootargs \"{}\"",
-        if info.board.model.is_empty() { "board" } else { info.board.model },
+        if info.board.model.is_empty() {
+            "board"
+        } else {
+            info.board.model
+        },
         info.board.cpus.len(),
         info.board.memory.iter().map(|r| r.size).sum::<u64>() >> 20,
         gic::version(),
@@ -343,12 +416,7 @@ fn semihosting_wanted(args: BootArgs) -> bool {
 
 /// Bootargs from a tree that failed full parsing, so a broken tree still exits cleanly.
 fn bootargs_of_broken_tree(blob: &'static [u8]) -> BootArgs<'static> {
-    fn find(blob: &'static [u8]) -> Option<&'static str> {
-        let fdt = fdt::Fdt::new(blob).ok()?;
-        let value: &'static [u8] = fdt.find_node("/chosen")?.property("bootargs")?.value;
-        core::str::from_utf8(value).ok().map(|s| s.trim_end_matches('\0'))
-    }
-    BootArgs::new(find(blob).unwrap_or(""))
+    BootArgs::new(devicetree::chosen_bootargs(blob).unwrap_or(""))
 }
 
 fn no_device_tree(dtb: usize, error: DtError) -> ! {
@@ -387,8 +455,10 @@ pub fn die(what: fmt::Arguments) -> ! {
     exit(3)
 }
 
-
 /// What the kernel's map says about `va` (for tests and diagnostics).
 pub fn translate(va: u64) -> Option<crate::mem::page_table::Translation> {
-    KERNEL_MAP.lock().as_ref().and_then(|map| map.tables.translate(va))
+    KERNEL_MAP
+        .lock()
+        .as_ref()
+        .and_then(|map| map.tables.translate(va))
 }

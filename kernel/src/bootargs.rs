@@ -50,7 +50,10 @@ pub fn parse_number(text: &str) -> Option<u64> {
     for c in text.chars().filter(|&c| c != '_') {
         digits.push(c).ok()?;
     }
-    match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+    match digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
         Some(hex) => u64::from_str_radix(hex, 16).ok(),
         None => digits.parse().ok(),
     }

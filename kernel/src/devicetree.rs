@@ -335,21 +335,11 @@ pub unsafe fn blob_size(ptr: *const u8) -> Result<usize, DtError> {
 /// Parses a whole blob. `blob` may be longer than the blob's total size (e.g. a mapped window),
 /// not shorter. Never panics, whatever the bytes.
 pub fn parse(blob: &[u8]) -> Result<BoardInfo<'_>, DtError> {
-    let total = header_size(blob)?;
-    let blob = blob.get(..total).ok_or(DtError::Truncated {
-        need: total,
-        have: blob.len(),
-    })?;
-    // header_size checked the length, so these reads succeed.
-    let field = |index: usize| be32(blob, index * 4).unwrap_or(0) as usize;
-    let structs = block(blob, field(2), field(9))
-        .ok_or(DtError::Malformed("structure block lies outside the blob"))?;
-    let strings = block(blob, field(3), field(8))
-        .ok_or(DtError::Malformed("strings block lies outside the blob"))?;
-    let root = Tree { structs, strings }.root()?;
+    let (blob, tree) = blocks(blob)?;
+    let root = tree.root()?;
 
     let mut reserved = Vec::new();
-    read_memreserve(blob, field(4), &mut reserved)?;
+    read_memreserve(blob, header_field(blob, 4), &mut reserved)?;
     let memory = read_memory(root)?;
     read_reserved_memory(root, &mut reserved)?;
     let cpus = read_cpus(root)?;
@@ -377,6 +367,34 @@ pub fn parse(blob: &[u8]) -> Result<BoardInfo<'_>, DtError> {
         bootargs: chosen_str("bootargs"),
         stdout_path,
     })
+}
+
+/// `/chosen/bootargs` of a blob that [`parse`] may have rejected (for a missing node, say), so
+/// that the kernel can still honour its command line (e.g. how to exit) when reporting the
+/// error. `None` if the header is unusable or the walk to `/chosen` fails. Never panics.
+pub fn chosen_bootargs(blob: &[u8]) -> Option<&str> {
+    let (_, tree) = blocks(blob).ok()?;
+    tree.first_node()?.child("chosen")?.str_prop("bootargs")
+}
+
+/// The blob cut to its total size, and its structure and strings blocks.
+fn blocks(blob: &[u8]) -> Result<(&[u8], Tree<'_>), DtError> {
+    let total = header_size(blob)?;
+    let blob = blob.get(..total).ok_or(DtError::Truncated {
+        need: total,
+        have: blob.len(),
+    })?;
+    let field = |index| header_field(blob, index);
+    let structs = block(blob, field(2), field(9))
+        .ok_or(DtError::Malformed("structure block lies outside the blob"))?;
+    let strings = block(blob, field(3), field(8))
+        .ok_or(DtError::Malformed("strings block lies outside the blob"))?;
+    Ok((blob, Tree { structs, strings }))
+}
+
+/// Header word `index` (0 if the blob is too short, which `header_size` has excluded).
+fn header_field(blob: &[u8], index: usize) -> usize {
+    be32(blob, index * 4).unwrap_or(0) as usize
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -928,6 +946,26 @@ impl<'a> Tree<'a> {
         self.read_token(at).ok()
     }
 
+    /// The first node, without checking the rest of the block (for [`chosen_bootargs`]).
+    fn first_node(self) -> Option<Node<'a>> {
+        let mut at = 0;
+        loop {
+            match self.token(at)? {
+                (Token::Nop, next) => at = next,
+                (Token::BeginNode(name), body) => {
+                    return Some(Node {
+                        tree: self,
+                        name,
+                        body,
+                        cells: Cells::DEFAULT,
+                        irq_parent: None,
+                    });
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// Checks the whole structure block (one root node, balanced nodes, properties before
     /// child nodes, every name readable, bounded depth, an END token) and returns the root.
     fn root(self) -> Result<Node<'a>, DtError> {
@@ -1446,6 +1484,24 @@ mod tests {
             parse(&GICV3_SMP4[..20]).unwrap_err(),
             DtError::Truncated { need: 40, have: 20 }
         );
+    }
+
+    #[test]
+    fn bootargs_of_rejected_blobs() {
+        assert_eq!(chosen_bootargs(EDITED), Some("console=ttyAMA0 run=demo"));
+        assert_eq!(chosen_bootargs(GICV3_SMP4), None);
+        let blob = Spec {
+            timer: None,
+            extra: |w| {
+                w.begin("chosen").string("bootargs", "semihosting").end();
+            },
+            ..Spec::default()
+        }
+        .build();
+        assert_eq!(parse(&blob).unwrap_err(), DtError::MissingNode("/timer"));
+        assert_eq!(chosen_bootargs(&blob), Some("semihosting"));
+        assert_eq!(chosen_bootargs(CORRUPT_MAGIC), None);
+        assert_eq!(chosen_bootargs(TRUNCATED), None);
     }
 
     #[test]
@@ -2338,6 +2394,7 @@ mod tests {
             }
             Err(error) => {
                 let _ = error.to_string();
+                let _ = chosen_bootargs(blob);
                 false
             }
         }

@@ -27,7 +27,10 @@ mod demo {
             round += 1;
             report(round);
             if timed && round == TIMED_ROUNDS {
-                println!("demo: done after {round} rounds; {} cores online", smp::online_count());
+                println!(
+                    "demo: done after {round} rounds; {} cores online",
+                    smp::online_count()
+                );
                 boot::exit(0);
             }
         }
@@ -60,7 +63,11 @@ mod demo {
         for core in smp::online_cores().filter(|&c| c != 0) {
             smp::ring_doorbell(core);
         }
-        println!("--- round {round}: {} cores online, tick {} Hz", smp::online_count(), time::tick_hz());
+        println!(
+            "--- round {round}: {} cores online, tick {} Hz",
+            smp::online_count(),
+            time::tick_hz()
+        );
         for core in smp::online_cores() {
             println!(
                 "core {core}  MPIDR {:#07x}  ticks {:>6}  wake IPIs {:>3}",

@@ -9,8 +9,8 @@ use crate::MAX_CORES;
 use crate::arch::aarch64::psci::{self, PsciError};
 use crate::arch::{boot as arch_boot, cpu};
 use crate::devicetree::{BoardInfo, CpuInfo, EnableMethod};
-use crate::platform::gic::{self, SgiTarget};
 use crate::platform::SGI_WAKE;
+use crate::platform::gic::{self, SgiTarget};
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -80,7 +80,11 @@ impl fmt::Display for StartError {
             Self::BadReleaseAddress => f.write_str("spin-table without a usable cpu-release-addr"),
             Self::UnsupportedEnableMethod => f.write_str("unsupported or missing enable-method"),
             Self::NoSignOfLife => {
-                write!(f, "no sign of life within {} ms", START_TIMEOUT_NS / 1_000_000)
+                write!(
+                    f,
+                    "no sign of life within {} ms",
+                    START_TIMEOUT_NS / 1_000_000
+                )
             }
         }
     }
@@ -98,7 +102,11 @@ pub fn register_boot_core() {
 pub fn start_secondaries(board: &BoardInfo) -> usize {
     let boot_mpidr = cpu::mpidr();
     let mut index = 1;
-    for cpu_info in board.cpus.iter().filter(|c| c.mpidr & cpu::AFFINITY_MASK != boot_mpidr) {
+    for cpu_info in board
+        .cpus
+        .iter()
+        .filter(|c| c.mpidr & cpu::AFFINITY_MASK != boot_mpidr)
+    {
         if index >= MAX_CORES {
             log::warn!("more than {MAX_CORES} cpus in the device tree; the rest stay off");
             break;
@@ -244,8 +252,19 @@ pub fn run_on(core: usize, f: fn(usize), arg: usize) -> Result<(), CallError> {
 
 /// Ring core `target`'s doorbell: it takes an IPI and records that this core rang.
 pub fn ring_doorbell(target: usize) {
-    CORES[target].doorbells.fetch_or(1 << cpu::core_index(), Ordering::Release);
+    CORES[target]
+        .doorbells
+        .fetch_or(1 << cpu::core_index(), Ordering::Release);
     gic::send_sgi(SgiTarget::Core(target), SGI_WAKE);
+}
+
+/// Ring every other online core's doorbell with one broadcast IPI.
+pub fn ring_all_other_doorbells() {
+    let me = cpu::core_index();
+    for target in online_cores().filter(|&t| t != me) {
+        CORES[target].doorbells.fetch_or(1 << me, Ordering::Release);
+    }
+    gic::send_sgi(SgiTarget::AllOthers, SGI_WAKE);
 }
 
 /// The SGI_WAKE handler: account for the doorbells that rang.

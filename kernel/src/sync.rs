@@ -49,18 +49,26 @@ pub struct IrqMutexGuard<'a, T> {
 
 impl<T> IrqMutex<T> {
     pub const fn new(value: T) -> Self {
-        Self { inner: SpinMutex::new(value) }
+        Self {
+            inner: SpinMutex::new(value),
+        }
     }
 
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
         let saved = irq::save_and_mask();
-        IrqMutexGuard { guard: Some(self.inner.lock()), saved }
+        IrqMutexGuard {
+            guard: Some(self.inner.lock()),
+            saved,
+        }
     }
 
     pub fn try_lock(&self) -> Option<IrqMutexGuard<'_, T>> {
         let saved = irq::save_and_mask();
         match self.inner.try_lock() {
-            Some(guard) => Some(IrqMutexGuard { guard: Some(guard), saved }),
+            Some(guard) => Some(IrqMutexGuard {
+                guard: Some(guard),
+                saved,
+            }),
             None => {
                 irq::restore(saved);
                 None

@@ -47,7 +47,11 @@ static RUNNING: IrqMutex<Option<Running>> = IrqMutex::new(None);
 pub fn run_suite(suite: &Suite, skip: usize) -> ! {
     let mut passed = 0;
     for case in suite.cases.iter().skip(skip) {
-        *RUNNING.lock() = Some(Running { suite: suite.name, case: case.name, passed });
+        *RUNNING.lock() = Some(Running {
+            suite: suite.name,
+            case: case.name,
+            passed,
+        });
         (case.run)();
         *RUNNING.lock() = None;
         crate::println!("test {}::{} ... ok", suite.name, case.name);
@@ -70,4 +74,3 @@ pub fn on_abort(what: fmt::Arguments) {
         });
     }
 }
-

@@ -58,7 +58,9 @@ pub fn timer_intid() -> u32 {
 /// Start this core's periodic tick (its interrupt must be enabled at the GIC).
 pub fn start_this_core() {
     let deadline = timer::counter() + tick_period();
-    CORES[cpu::core_index()].deadline.store(deadline, Ordering::Relaxed);
+    CORES[cpu::core_index()]
+        .deadline
+        .store(deadline, Ordering::Relaxed);
     timer::set_deadline(deadline);
 }
 

@@ -25,7 +25,11 @@ mod target {
                 boot::exit(0)
             }
             Some("kernel_fault") => suites::kernel_fault(),
-            Some(name) => match suites::ALL.iter().chain(suites::HIDDEN).find(|s| s.name == name) {
+            Some(name) => match suites::ALL
+                .iter()
+                .chain(suites::HIDDEN)
+                .find(|s| s.name == name)
+            {
                 Some(suite) => testing::run_suite(suite, skip),
                 None => {
                     println!("ktest: no suite named {name:?}; try suite=list");

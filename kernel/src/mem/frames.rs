@@ -20,7 +20,11 @@ pub struct OutOfFrames {
 
 impl fmt::Display for OutOfFrames {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "out of physical memory ({} contiguous frames requested)", self.requested)
+        write!(
+            f,
+            "out of physical memory ({} contiguous frames requested)",
+            self.requested
+        )
     }
 }
 
@@ -54,7 +58,10 @@ impl FrameAllocator {
     /// Hand the page-aligned part of `range` to the allocator.
     pub fn add(&self, range: PhysRange) {
         if let Some(r) = range.align_inward(PAGE_SIZE as u64) {
-            let (first, end) = ((r.start / PAGE_SIZE as u64) as usize, (r.end / PAGE_SIZE as u64) as usize);
+            let (first, end) = (
+                (r.start / PAGE_SIZE as u64) as usize,
+                (r.end / PAGE_SIZE as u64) as usize,
+            );
             let mut inner = self.inner.lock();
             inner.buddy.add_frame(first, end);
             inner.total += end - first;
@@ -78,13 +85,18 @@ impl FrameAllocator {
     pub fn free(&self, address: u64, count: usize) {
         debug_assert_eq!(address % PAGE_SIZE as u64, 0);
         let mut inner = self.inner.lock();
-        inner.buddy.dealloc((address / PAGE_SIZE as u64) as usize, count);
+        inner
+            .buddy
+            .dealloc((address / PAGE_SIZE as u64) as usize, count);
         inner.allocated -= count.next_power_of_two();
     }
 
     pub fn stats(&self) -> FrameStats {
         let inner = self.inner.lock();
-        FrameStats { total_frames: inner.total, free_frames: inner.total - inner.allocated }
+        FrameStats {
+            total_frames: inner.total,
+            free_frames: inner.total - inner.allocated,
+        }
     }
 }
 
@@ -109,14 +121,23 @@ mod tests {
     fn allocate_all_free_all_allocate_again() {
         let frames = FrameAllocator::new();
         frames.add(range(0x4000_0000, 0x4000_0000 + 256 * 4096));
-        assert_eq!(frames.stats(), FrameStats { total_frames: 256, free_frames: 256 });
+        assert_eq!(
+            frames.stats(),
+            FrameStats {
+                total_frames: 256,
+                free_frames: 256
+            }
+        );
         let mut got: Vec<u64> = (0..256).map(|_| frames.allocate(1).unwrap()).collect();
         assert_eq!(frames.allocate(1), Err(OutOfFrames { requested: 1 }));
         assert_eq!(frames.stats().free_frames, 0);
         got.sort();
         got.dedup();
         assert_eq!(got.len(), 256, "every frame handed out exactly once");
-        assert!(got.iter().all(|&a| (0x4000_0000..0x4010_0000).contains(&a) && a % 4096 == 0));
+        assert!(
+            got.iter()
+                .all(|&a| (0x4000_0000..0x4010_0000).contains(&a) && a % 4096 == 0)
+        );
         for a in got {
             frames.free(a, 1);
         }

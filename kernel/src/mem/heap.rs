@@ -22,7 +22,9 @@ pub struct HeapStats {
 
 impl KernelHeap {
     pub const fn empty() -> Self {
-        Self { heap: IrqMutex::new(linked_list_allocator::Heap::empty()) }
+        Self {
+            heap: IrqMutex::new(linked_list_allocator::Heap::empty()),
+        }
     }
 
     /// # Safety
@@ -34,7 +36,10 @@ impl KernelHeap {
 
     pub fn stats(&self) -> HeapStats {
         let heap = self.heap.lock();
-        HeapStats { size: heap.size(), used: heap.used() }
+        HeapStats {
+            size: heap.size(),
+            used: heap.used(),
+        }
     }
 }
 

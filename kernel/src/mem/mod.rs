@@ -54,10 +54,12 @@ pub fn heap_size_for(free_bytes: u64) -> u64 {
 #[cfg(target_os = "none")]
 pub fn init(mut free: regions::RangeSet<64>) -> Result<(), MemInitError> {
     let wanted = heap_size_for(free.total());
-    let heap = free.take(wanted, PAGE_SIZE as u64).ok_or(MemInitError::NoRoomForHeap {
-        wanted,
-        largest: free.largest().map_or(0, |r| r.len()),
-    })?;
+    let heap = free
+        .take(wanted, PAGE_SIZE as u64)
+        .ok_or(MemInitError::NoRoomForHeap {
+            wanted,
+            largest: free.largest().map_or(0, |r| r.len()),
+        })?;
     // SAFETY: `heap` is mapped RAM that `free` no longer holds: nobody else will use it.
     unsafe { heap::KERNEL_HEAP.init(heap.start as usize, heap.len() as usize) };
     for range in free.iter() {

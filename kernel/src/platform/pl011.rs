@@ -73,10 +73,14 @@ impl Pl011 {
     pub fn init(&self) {
         self.flush();
         self.regs().cr.set(0);
-        self.regs().lcr_h.write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
+        self.regs()
+            .lcr_h
+            .write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
         self.regs().imsc.set(0);
         self.regs().icr.set(0x7ff);
-        self.regs().cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+        self.regs()
+            .cr
+            .write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
     }
 
     pub fn write_byte(&self, byte: u8) {
@@ -94,7 +98,11 @@ impl Pl011 {
     }
 
     pub fn read_byte(&self) -> Option<u8> {
-        if self.regs().fr.is_set(FR::RXFE) { None } else { Some(self.regs().dr.get() as u8) }
+        if self.regs().fr.is_set(FR::RXFE) {
+            None
+        } else {
+            Some(self.regs().dr.get() as u8)
+        }
     }
 
     /// Re-enable the receiver if something (a break, an overrun) disabled it.

@@ -5,8 +5,8 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use kernel::mem::frames::{FRAMES, OutOfFrames};
 use kernel::mem::heap::KERNEL_HEAP;
-use kernel::testing::Suite;
 use kernel::test_cases;
+use kernel::testing::Suite;
 
 extern crate alloc;
 
@@ -94,13 +94,20 @@ fn heap_stress_returns_to_baseline() {
         assert!(block.iter().all(|&b| b == tag));
     }
     drop(live);
-    assert_eq!(KERNEL_HEAP.stats().used, baseline, "heap back to its baseline");
+    assert_eq!(
+        KERNEL_HEAP.stats().used,
+        baseline,
+        "heap back to its baseline"
+    );
 }
 
 fn heap_exhaustion_is_an_error() {
     let stats = KERNEL_HEAP.stats();
     let mut too_big: Vec<u8> = Vec::new();
-    assert!(too_big.try_reserve_exact(stats.size + 1).is_err(), "more than the heap holds");
+    assert!(
+        too_big.try_reserve_exact(stats.size + 1).is_err(),
+        "more than the heap holds"
+    );
     let mut fits: Vec<u8> = Vec::new();
     fits.try_reserve_exact(1 << 20).expect("1 MiB fits");
     fits.resize(1 << 20, 7);

@@ -35,7 +35,10 @@ fn writing_kernel_text_is_a_permission_fault() {
     assert_eq!(fault.far, target as u64);
     assert_eq!(fault.core, cpu::core_index());
     let text = format_fault(&fault);
-    assert!(text.starts_with("data abort, permission fault level 3, write"), "{text}");
+    assert!(
+        text.starts_with("data abort, permission fault level 3, write"),
+        "{text}"
+    );
 }
 
 static READ_ONLY: [u64; 4] = [1, 2, 3, 4];
@@ -66,7 +69,10 @@ fn executing_from_data_is_a_permission_fault() {
     assert_eq!(fault.far, address as u64);
     assert_eq!(fault.elr, address as u64);
     let text = format_fault(&fault);
-    assert!(text.starts_with("instruction abort, permission fault level 3"), "{text}");
+    assert!(
+        text.starts_with("instruction abort, permission fault level 3"),
+        "{text}"
+    );
 }
 
 fn executing_from_free_ram_is_a_permission_fault() {
@@ -87,7 +93,10 @@ fn executing_from_free_ram_is_a_permission_fault() {
 fn boot_stack_guard_page_is_unmapped() {
     let (guard, stack) = boot_stack_layout(cpu::core_index());
     let here = &guard as *const _ as usize;
-    assert!(stack.contains(&here), "this test runs on core 0's boot stack");
+    assert!(
+        stack.contains(&here),
+        "this test runs on core 0's boot stack"
+    );
     let target = (guard.end - 8) as *const u64;
     // SAFETY: must fault: the guard page is unmapped.
     let fault = catch_fault(|| unsafe {
@@ -108,7 +117,10 @@ fn null_dereference_is_a_translation_fault() {
         core::hint::black_box(null.read_volatile());
     })
     .expect("null is mapped");
-    assert!(matches!(fault.status, Some(FaultStatus::Translation { .. })));
+    assert!(matches!(
+        fault.status,
+        Some(FaultStatus::Translation { .. })
+    ));
     assert_eq!(fault.far, 0);
 }
 
@@ -139,7 +151,10 @@ fn ram_and_devices_have_their_memory_types() {
     assert_eq!(t.pa, uart.base);
     let frame = FRAMES.allocate(1).unwrap();
     let t = boot::translate(frame).expect("free RAM mapped");
-    assert_eq!((t.attrs.kind, t.attrs.access), (MemoryKind::Normal, Access::ReadWrite));
+    assert_eq!(
+        (t.attrs.kind, t.attrs.access),
+        (MemoryKind::Normal, Access::ReadWrite)
+    );
     FRAMES.free(frame, 1);
     let dtb = boot::translate(boot::info().dtb.start).expect("DTB mapped");
     assert_eq!(dtb.attrs.access, Access::ReadOnly);

@@ -11,7 +11,13 @@ mod timer;
 
 use kernel::testing::Suite;
 
-pub static ALL: &[Suite] = &[boot::SUITE, smp::SUITE, timer::SUITE, mmu::SUITE, memory::SUITE];
+pub static ALL: &[Suite] = &[
+    boot::SUITE,
+    smp::SUITE,
+    timer::SUITE,
+    mmu::SUITE,
+    memory::SUITE,
+];
 
 /// Run only on request: the harness's own check of its abort-and-resume path.
 pub static HIDDEN: &[Suite] = &[selftest::SUITE];
@@ -20,7 +26,10 @@ pub use mmu::kernel_fault;
 
 /// A number the configuration promises on the command line, if it does.
 pub fn expected(key: &str) -> Option<u64> {
-    kernel::boot::info().args.number(key).unwrap_or_else(|text| panic!("bad {key}={text}"))
+    kernel::boot::info()
+        .args
+        .number(key)
+        .unwrap_or_else(|text| panic!("bad {key}={text}"))
 }
 
 /// Wait up to `ms` milliseconds for `condition`, checking it after every interrupt (the tick

@@ -15,6 +15,7 @@ pub const SUITE: Suite = Suite {
     cases: test_cases![
         posted_work_runs_on_the_target_core,
         ipi_from_every_core_to_every_other_core,
+        broadcast_ipi_reaches_all_other_cores,
         core_parked_in_wfe_is_woken_by_sev,
         spin_mutex_contended_by_all_cores_counts_exactly,
         starting_a_running_core_is_refused_and_reported,
@@ -26,11 +27,18 @@ static RAN_ON: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 fn posted_work_runs_on_the_target_core() {
     for core in smp::online_cores() {
-        smp::run_on(core, |arg| RAN_ON.store(cpu::core_index() * 1000 + arg, Ordering::Release), 7)
-            .unwrap();
+        smp::run_on(
+            core,
+            |arg| RAN_ON.store(cpu::core_index() * 1000 + arg, Ordering::Release),
+            7,
+        )
+        .unwrap();
         assert_eq!(RAN_ON.load(Ordering::Acquire), core * 1000 + 7);
     }
-    assert_eq!(smp::run_on(kernel::MAX_CORES - 1, |_| {}, 0), Err(smp::CallError::NoSuchCore));
+    assert_eq!(
+        smp::run_on(kernel::MAX_CORES - 1, |_| {}, 0),
+        Err(smp::CallError::NoSuchCore)
+    );
 }
 
 fn ring_all_others(_: usize) {
@@ -59,6 +67,29 @@ fn ipi_from_every_core_to_every_other_core() {
     }
 }
 
+fn broadcast_ipi_reaches_all_other_cores() {
+    let cores: heapless::Vec<usize, { kernel::MAX_CORES }> = smp::online_cores().collect();
+    for &source in &cores {
+        let before: heapless::Vec<u64, { kernel::MAX_CORES }> = cores
+            .iter()
+            .map(|&t| smp::doorbells_received(t, source))
+            .collect();
+        smp::run_on(source, |_| smp::ring_all_other_doorbells(), 0).unwrap();
+        for (i, &t) in cores.iter().enumerate().filter(|&(_, &t)| t != source) {
+            let arrived = wait_until(2000, || smp::doorbells_received(t, source) > before[i]);
+            assert!(
+                arrived,
+                "broadcast from core {source} never reached core {t}"
+            );
+        }
+        assert_eq!(
+            smp::doorbells_received(source, source),
+            0,
+            "a broadcast excludes its sender"
+        );
+    }
+}
+
 static WAITER_READY: AtomicBool = AtomicBool::new(false);
 static RELEASE: AtomicBool = AtomicBool::new(false);
 static WAKEUPS: AtomicU64 = AtomicU64::new(0);
@@ -78,12 +109,18 @@ fn core_parked_in_wfe_is_woken_by_sev() {
     WAITER_READY.store(false, Ordering::Relaxed);
     RELEASE.store(false, Ordering::Relaxed);
     let posted = smp::post(waiter, wait_in_wfe, 0).unwrap();
-    assert!(wait_until(2000, || WAITER_READY.load(Ordering::Acquire)), "waiter never started");
+    assert!(
+        wait_until(2000, || WAITER_READY.load(Ordering::Acquire)),
+        "waiter never started"
+    );
     kernel::time::sleep_ns(2_000_000);
     assert!(!posted.is_done(), "waiter returned before the event");
     RELEASE.store(true, Ordering::Release);
     cpu::send_event();
-    assert!(wait_until(2000, || posted.is_done()), "SEV did not wake the core parked in WFE");
+    assert!(
+        wait_until(2000, || posted.is_done()),
+        "SEV did not wake the core parked in WFE"
+    );
     posted.wait();
     assert!(WAKEUPS.load(Ordering::Relaxed) >= 1);
 }
@@ -115,14 +152,19 @@ fn spin_mutex_contended_by_all_cores_counts_exactly() {
 
 fn starting_a_running_core_is_refused_and_reported() {
     let board = &boot::info().board;
-    let Some(core) = smp::online_cores().find(|&c| c != 0) else { return };
+    let Some(core) = smp::online_cores().find(|&c| c != 0) else {
+        return;
+    };
     let mpidr = smp::mpidr_of(core);
     let cpu_info = board.cpus.iter().find(|c| c.mpidr == mpidr).unwrap();
     assert_eq!(
         smp::start_core(core, cpu_info, board),
         Err(StartError::Psci(PsciError::AlreadyOn))
     );
-    assert!(smp::is_online(core), "the refused start must not disturb the running core");
+    assert!(
+        smp::is_online(core),
+        "the refused start must not disturb the running core"
+    );
 }
 
 fn bad_start_requests_are_errors_not_hangs() {
@@ -135,8 +177,14 @@ fn bad_start_requests_are_errors_not_hangs() {
         other => panic!("CPU_ON of a missing core gave {other:?}"),
     }
     fake.enable_method = EnableMethod::Unsupported;
-    assert_eq!(smp::start_core(unused, &fake, board), Err(StartError::UnsupportedEnableMethod));
+    assert_eq!(
+        smp::start_core(unused, &fake, board),
+        Err(StartError::UnsupportedEnableMethod)
+    );
     fake.enable_method = EnableMethod::SpinTable { release_addr: 0 };
-    assert_eq!(smp::start_core(unused, &fake, board), Err(StartError::BadReleaseAddress));
+    assert_eq!(
+        smp::start_core(unused, &fake, board),
+        Err(StartError::BadReleaseAddress)
+    );
     assert!(!smp::is_online(unused));
 }

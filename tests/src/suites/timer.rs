@@ -19,7 +19,10 @@ pub const SUITE: Suite = Suite {
 fn every_core_ticks() {
     for core in smp::online_cores() {
         let start = time::ticks(core);
-        assert!(wait_until(1000, || time::ticks(core) >= start + 3), "core {core} does not tick");
+        assert!(
+            wait_until(1000, || time::ticks(core) >= start + 3),
+            "core {core} does not tick"
+        );
     }
 }
 
@@ -67,13 +70,23 @@ fn ticks_arrive_exactly_at_the_configured_rate() {
         assert!(ticks >= WINDOW, "core {core}: {ticks} ticks");
         // Ticks never come faster than the rate: n ticks span at least n-1 whole periods
         // (less at most one tick's worth of interrupt latency at the start).
-        assert!(elapsed + period > (ticks - 1) * period, "core {core}: {ticks} ticks in {elapsed}");
+        assert!(
+            elapsed + period > (ticks - 1) * period,
+            "core {core}: {ticks} ticks in {elapsed}"
+        );
         if icount {
             // Deterministic emulation: exactly one tick per period, no drift, none missed.
             let expected = ticks * period;
             let error = elapsed.abs_diff(expected);
-            assert!(error < period / 20, "core {core}: {ticks} ticks took {elapsed}, expected {expected}");
-            assert_eq!(time::missed_ticks(core), missed_before, "core {core} missed ticks");
+            assert!(
+                error < period / 20,
+                "core {core}: {ticks} ticks took {elapsed}, expected {expected}"
+            );
+            assert_eq!(
+                time::missed_ticks(core),
+                missed_before,
+                "core {core} missed ticks"
+            );
         }
     }
 }
@@ -89,7 +102,11 @@ fn clock_is_monotonic_across_cores() {
                 |_| {
                     let now = time::now_ns();
                     let last = LAST_NS.load(Ordering::Acquire);
-                    assert!(now >= last, "core {}: now {now} < {last}", cpu::core_index());
+                    assert!(
+                        now >= last,
+                        "core {}: now {now} < {last}",
+                        cpu::core_index()
+                    );
                     LAST_NS.store(now, Ordering::Release);
                 },
                 0,

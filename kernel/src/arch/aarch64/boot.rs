@@ -22,7 +22,10 @@ const STACK_STRIDE: usize = core::mem::size_of::<BootStack>();
 #[unsafe(link_section = ".stacks")]
 #[unsafe(no_mangle)]
 static mut BOOT_STACKS: [BootStack; MAX_CORES] = [const {
-    BootStack { guard: [0; PAGE_SIZE], stack: [0; BOOT_STACK_SIZE] }
+    BootStack {
+        guard: [0; PAGE_SIZE],
+        stack: [0; BOOT_STACK_SIZE],
+    }
 }; MAX_CORES];
 
 /// What a secondary core loads into its MMU registers before it runs Rust. The primary fills it
@@ -38,8 +41,12 @@ pub struct SecondaryMmuConfig {
 }
 
 #[unsafe(no_mangle)]
-static mut SECONDARY_MMU_CONFIG: SecondaryMmuConfig =
-    SecondaryMmuConfig { mair: 0, tcr: 0, ttbr0: 0, sctlr: 0 };
+static mut SECONDARY_MMU_CONFIG: SecondaryMmuConfig = SecondaryMmuConfig {
+    mair: 0,
+    tcr: 0,
+    ttbr0: 0,
+    sctlr: 0,
+};
 
 core::arch::global_asm!(
     include_str!("../../../../boot/entry.s"),
@@ -71,7 +78,10 @@ pub fn publish_secondary_mmu_config(config: SecondaryMmuConfig) {
 pub fn boot_stack_layout(index: usize) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
     assert!(index < MAX_CORES);
     let base = &raw const BOOT_STACKS as usize + index * STACK_STRIDE;
-    (base..base + PAGE_SIZE, base + PAGE_SIZE..base + STACK_STRIDE)
+    (
+        base..base + PAGE_SIZE,
+        base + PAGE_SIZE..base + STACK_STRIDE,
+    )
 }
 
 /// Where the image's sections lie, from the linker script's symbols.

@@ -25,7 +25,9 @@ fn for_each_line(start: usize, len: usize, op: impl Fn(usize)) {
 /// Clean [start, start+len) to the point of coherency.
 pub fn clean_to_poc(start: usize, len: usize) {
     // SAFETY: cleaning writes back dirty lines; it never changes the memory's contents.
-    for_each_line(start, len, |a| unsafe { core::arch::asm!("dc cvac, {0}", in(reg) a) });
+    for_each_line(start, len, |a| unsafe {
+        core::arch::asm!("dc cvac, {0}", in(reg) a)
+    });
 }
 
 /// Invalidate [start, start+len) to the point of coherency.
@@ -35,5 +37,7 @@ pub fn clean_to_poc(start: usize, len: usize) {
 /// already in RAM (written with the caches off).
 pub unsafe fn invalidate_to_poc(start: usize, len: usize) {
     // SAFETY: forwarded to the caller.
-    for_each_line(start, len, |a| unsafe { core::arch::asm!("dc ivac, {0}", in(reg) a) });
+    for_each_line(start, len, |a| unsafe {
+        core::arch::asm!("dc ivac, {0}", in(reg) a)
+    });
 }

@@ -194,7 +194,10 @@ impl FaultInfo {
     fn read(frame: &ExceptionFrame) -> Self {
         let esr = ESR_EL1.get();
         let class = ExceptionClass::from_esr(esr);
-        let aborts = matches!(class, ExceptionClass::InstructionAbort | ExceptionClass::DataAbort);
+        let aborts = matches!(
+            class,
+            ExceptionClass::InstructionAbort | ExceptionClass::DataAbort
+        );
         FaultInfo {
             core: super::cpu::core_index(),
             class,
@@ -257,13 +260,21 @@ fn source_name(source: Source) -> &'static str {
 
 #[unsafe(no_mangle)]
 extern "C" fn exception_dispatch(frame: &mut ExceptionFrame, kind: u64) {
-    let source = [Source::CurrentElSp0, Source::CurrentElSpx, Source::LowerEl64, Source::LowerEl32]
-        [(kind as usize / 4) & 3];
+    let source = [
+        Source::CurrentElSp0,
+        Source::CurrentElSpx,
+        Source::LowerEl64,
+        Source::LowerEl32,
+    ][(kind as usize / 4) & 3];
     let kind = [Kind::Synchronous, Kind::Irq, Kind::Fiq, Kind::SError][kind as usize & 3];
     match kind {
         Kind::Irq => match IRQ_HANDLER.get() {
             Some(handler) => handler(),
-            None => fatal(frame, source, format_args!("IRQ before the interrupt controller was set up")),
+            None => fatal(
+                frame,
+                source,
+                format_args!("IRQ before the interrupt controller was set up"),
+            ),
         },
         Kind::Synchronous => synchronous(frame, source),
         Kind::Fiq => fatal(frame, source, format_args!("unexpected FIQ")),

@@ -14,7 +14,12 @@ const SCTLR_MMU_ON: u64 = 0x30d0_0800 | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 1
 /// The register values every core loads to use the tables rooted at `ttbr0`.
 pub fn configuration(ttbr0: u64) -> SecondaryMmuConfig {
     let pa_range = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
-    SecondaryMmuConfig { mair: MAIR_VALUE, tcr: tcr_value(pa_range), ttbr0, sctlr: SCTLR_MMU_ON }
+    SecondaryMmuConfig {
+        mair: MAIR_VALUE,
+        tcr: tcr_value(pa_range),
+        ttbr0,
+        sctlr: SCTLR_MMU_ON,
+    }
 }
 
 /// Load `config` and turn the MMU and caches on.

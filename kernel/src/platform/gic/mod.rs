@@ -11,8 +11,8 @@ use crate::devicetree::GicInfo;
 
 /// Shared by v2 and v3: the distributor layout up to 0x1000 is the same in both.
 mod distributor {
-    use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
     use tock_registers::register_structs;
+    use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
     register_structs! {
         pub Registers {
@@ -98,11 +98,20 @@ fn gic() -> &'static Gic {
 pub unsafe fn init(info: &GicInfo) {
     GIC.call_once(|| match *info {
         // SAFETY: forwarded to the caller.
-        GicInfo::V2 { distributor, cpu_interface } => unsafe {
-            Gic::V2(v2::GicV2::new(distributor.base as usize, cpu_interface.base as usize))
+        GicInfo::V2 {
+            distributor,
+            cpu_interface,
+        } => unsafe {
+            Gic::V2(v2::GicV2::new(
+                distributor.base as usize,
+                cpu_interface.base as usize,
+            ))
         },
         // SAFETY: forwarded to the caller.
-        GicInfo::V3 { distributor, redistributors } => unsafe {
+        GicInfo::V3 {
+            distributor,
+            redistributors,
+        } => unsafe {
             Gic::V3(v3::GicV3::new(
                 distributor.base as usize,
                 redistributors.base as usize,

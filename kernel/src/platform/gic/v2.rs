@@ -38,12 +38,20 @@ impl GicV2 {
     /// Both bases must be identity-mapped GICv2 register blocks (Device memory).
     pub unsafe fn new(distributor: usize, cpu: usize) -> Self {
         // SAFETY: per the caller.
-        let (distributor, cpu) =
-            unsafe { (&*(distributor as *const Distributor), &*(cpu as *const CpuInterface)) };
+        let (distributor, cpu) = unsafe {
+            (
+                &*(distributor as *const Distributor),
+                &*(cpu as *const CpuInterface),
+            )
+        };
         distributor.ctlr.set(0);
         distributor::reset_spis(distributor);
         distributor.ctlr.set(1);
-        Self { distributor, cpu, target_mask: [const { AtomicU8::new(0) }; MAX_CORES] }
+        Self {
+            distributor,
+            cpu,
+            target_mask: [const { AtomicU8::new(0) }; MAX_CORES],
+        }
     }
 
     pub fn init_this_core(&self, private_intids: &[u32]) -> Result<(), &'static str> {

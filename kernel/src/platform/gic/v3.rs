@@ -93,7 +93,11 @@ unsafe impl Sync for GicV3 {}
 impl GicV3 {
     /// # Safety
     /// The ranges must be identity-mapped GICv3 distributor and redistributor regions.
-    pub unsafe fn new(distributor: usize, redistributors: usize, redistributors_size: usize) -> Self {
+    pub unsafe fn new(
+        distributor: usize,
+        redistributors: usize,
+        redistributors_size: usize,
+    ) -> Self {
         // SAFETY: per the caller.
         let distributor = unsafe { &*(distributor as *const Distributor) };
         distributor.ctlr.set(0);
@@ -126,7 +130,11 @@ impl GicV3 {
             if typer & TYPER_LAST != 0 {
                 return None;
             }
-            base += if typer & TYPER_VLPIS != 0 { 0x4_0000 } else { 0x2_0000 };
+            base += if typer & TYPER_VLPIS != 0 {
+                0x4_0000
+            } else {
+                0x2_0000
+            };
         }
         None
     }
@@ -199,8 +207,12 @@ impl GicV3 {
                 let aff1 = (mpidr >> 8) & 0xff;
                 let aff2 = (mpidr >> 16) & 0xff;
                 let aff3 = (mpidr >> 32) & 0xff;
-                (aff3 << 48) | ((aff0 >> 4) << 44) | (aff2 << 32) | ((sgi as u64) << 24)
-                    | (aff1 << 16) | (1 << (aff0 & 0xf))
+                (aff3 << 48)
+                    | ((aff0 >> 4) << 44)
+                    | (aff2 << 32)
+                    | ((sgi as u64) << 24)
+                    | (aff1 << 16)
+                    | (1 << (aff0 & 0xf))
             }
             SgiTarget::AllOthers => (1 << 40) | ((sgi as u64) << 24),
         };
