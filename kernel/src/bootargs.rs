@@ -22,12 +22,12 @@ impl<'a> BootArgs<'a> {
     pub fn get(&self, key: &str) -> Option<&'a str> {
         self.line
             .split_ascii_whitespace()
-            .filter_map(|word| match word.split_once('=') {
+            .rev()
+            .find_map(|word| match word.split_once('=') {
                 Some((k, v)) if k == key => Some(v),
                 None if word == key => Some(""),
                 _ => None,
             })
-            .last()
     }
 
     /// True for a bare `key`, or `key=1|true|yes|on`.

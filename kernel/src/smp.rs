@@ -101,12 +101,11 @@ pub fn register_boot_core() {
 /// Start every other core the device tree lists; returns how many cores are online.
 pub fn start_secondaries(board: &BoardInfo) -> usize {
     let boot_mpidr = cpu::mpidr();
-    let mut index = 1;
-    for cpu_info in board
+    let others = board
         .cpus
         .iter()
-        .filter(|c| c.mpidr & cpu::AFFINITY_MASK != boot_mpidr)
-    {
+        .filter(|c| c.mpidr & cpu::AFFINITY_MASK != boot_mpidr);
+    for (index, cpu_info) in (1..).zip(others) {
         if index >= MAX_CORES {
             log::warn!("more than {MAX_CORES} cpus in the device tree; the rest stay off");
             break;
@@ -120,7 +119,6 @@ pub fn start_secondaries(board: &BoardInfo) -> usize {
                 cpu_info.mpidr
             );
         }
-        index += 1;
     }
     online_count()
 }

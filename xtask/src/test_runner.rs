@@ -340,7 +340,11 @@ impl SuiteOutcome {
 
 fn print_tail(out: &RunOutput) {
     let tail = out.tail(TAIL);
-    println!("  last {} lines of output:", tail.len());
+    let n = tail.len();
+    println!(
+        "  last {n} line{} of output:",
+        if n == 1 { "" } else { "s" }
+    );
     for l in tail {
         println!("    | {l}");
     }

@@ -171,6 +171,7 @@ fn bad_start_requests_are_errors_not_hangs() {
     let board = &boot::info().board;
     let mut fake = board.cpus[0].clone();
     fake.mpidr = 0xff_00ab_cdef; // no such core
+    fake.enable_method = EnableMethod::Psci; // QEMU omits it when there is one cpu
     let unused = kernel::MAX_CORES - 1;
     match smp::start_core(unused, &fake, board) {
         Err(StartError::Psci(PsciError::InvalidParameters | PsciError::NotPresent)) => {}

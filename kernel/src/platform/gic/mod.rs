@@ -80,6 +80,7 @@ pub enum SgiTarget {
     AllOthers,
 }
 
+#[allow(clippy::large_enum_variant, reason = "a single static instance")]
 enum Gic {
     V2(v2::GicV2),
     V3(v3::GicV3),
