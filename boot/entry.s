@@ -107,6 +107,38 @@ secondary_entry:
     bl      rust_secondary_entry
     b       park
 
+// Secondary cores released from a spin table (m1n1 on Apple hardware): they jump here at EL2
+// or EL1 with the MMU off and no context id. Find the logical index by looking this core's
+// MPIDR affinity up in {core_mpidrs} (published by the boot core and cleaned to the point of
+// coherency before the release), then continue as secondary_entry.
+.global spin_table_entry
+spin_table_entry:
+    mrs     x1, mpidr_el1
+    mov     x2, #0xffffff               // affinity: Aff3 (bits 39:32) and Aff2..Aff0
+    movk    x2, #0xff, lsl #32
+    and     x1, x1, x2
+    adrp    x2, {core_mpidrs}
+    add     x2, x2, :lo12:{core_mpidrs}
+    mov     x0, #0
+1:  ldr     x3, [x2, x0, lsl #3]
+    cmp     x3, x1
+    b.eq    secondary_entry             // x0 = this core's index
+    add     x0, x0, #1
+    cmp     x0, #{max_cores}
+    b.lo    1b
+    b       park                        // not a core the kernel released
+
+// A spin-table holding pen, the firmware's side of the protocol, for tests on QEMU (which has
+// PSCI, not spin tables): entered by PSCI CPU_ON with the MMU off and x0 = address of the
+// release word; waits in WFE until the word is non-zero, then jumps to it.
+.global spin_table_pen
+spin_table_pen:
+    ldr     x1, [x0]
+    cbnz    x1, 2f
+    wfe
+    b       spin_table_pen
+2:  br      x1
+
 // x0 = core index -> x0 = top of that core's boot stack. Uses x0-x2 only.
 boot_stack_top:
     adrp    x1, {stacks}

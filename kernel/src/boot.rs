@@ -455,6 +455,27 @@ pub fn die(what: fmt::Arguments) -> ! {
     exit(3)
 }
 
+/// Make sure the page holding `address` is mapped read-write, mapping it as RAM if it is not
+/// mapped at all (a spin-table release word may lie in memory the device tree reserves,
+/// which the kernel otherwise leaves unmapped).
+pub fn ensure_mapped_rw(address: u64) -> Result<(), crate::mem::page_table::MapError> {
+    let page = address & !(PAGE_SIZE as u64 - 1);
+    let mut guard = KERNEL_MAP.lock();
+    let map = guard
+        .as_mut()
+        .ok_or(crate::mem::page_table::MapError::OutOfTables)?;
+    match map.tables.translate(page) {
+        Some(t) if t.attrs.access == Access::ReadWrite => Ok(()),
+        Some(_) => Err(crate::mem::page_table::MapError::AlreadyMapped { va: page }),
+        None => {
+            map.tables
+                .map(page, page, PAGE_SIZE as u64, RW, &mut map.pool)?;
+            mmu::publish_new_entries();
+            Ok(())
+        }
+    }
+}
+
 /// What the kernel's map says about `va` (for tests and diagnostics).
 pub fn translate(va: u64) -> Option<crate::mem::page_table::Translation> {
     KERNEL_MAP

@@ -125,19 +125,17 @@ pub fn start_secondaries(board: &BoardInfo) -> usize {
 
 /// Start core `index` as `cpu_info` describes and wait for it to report online.
 pub fn start_core(index: usize, cpu_info: &CpuInfo, board: &BoardInfo) -> Result<(), StartError> {
-    let entry = arch_boot::secondary_entry_address();
+    // Both entries may need it; spin_table_entry cannot find its index without it.
+    arch_boot::publish_core_mpidr(index, cpu_info.mpidr);
     match cpu_info.enable_method {
         EnableMethod::Psci => {
             let conduit = board.psci.ok_or(StartError::NoPsciConduit)?;
+            let entry = arch_boot::secondary_entry_address();
             psci::cpu_on(conduit, cpu_info.mpidr, entry, index as u64).map_err(StartError::Psci)?
         }
-        // The seam for Apple hardware: m1n1 parks each core in WFE on its cpu-release-addr.
-        // Releasing needs an entry that finds its own index from MPIDR (the spin-table passes
-        // no context id); until that exists this method is reported as unsupported.
         EnableMethod::SpinTable { release_addr: 0 } => return Err(StartError::BadReleaseAddress),
-        EnableMethod::SpinTable { .. } | EnableMethod::Unsupported => {
-            return Err(StartError::UnsupportedEnableMethod);
-        }
+        EnableMethod::SpinTable { release_addr } => release_from_spin_table(release_addr)?,
+        EnableMethod::Unsupported => return Err(StartError::UnsupportedEnableMethod),
     }
     let deadline = crate::time::now_ns() + START_TIMEOUT_NS;
     while !CORES[index].online.load(Ordering::Acquire) {
@@ -147,6 +145,43 @@ pub fn start_core(index: usize, cpu_info: &CpuInfo, board: &BoardInfo) -> Result
         crate::sync::cpu_relax();
     }
     Ok(())
+}
+
+/// The spin-table protocol (Apple: m1n1 parks every core in WFE on its `cpu-release-addr`):
+/// write the entry address to the release word, clean it to the point of coherency (the
+/// parked core reads it with its MMU and caches off), then SEV.
+fn release_from_spin_table(release_addr: u64) -> Result<(), StartError> {
+    if !release_addr.is_multiple_of(8) || crate::boot::ensure_mapped_rw(release_addr).is_err() {
+        return Err(StartError::BadReleaseAddress);
+    }
+    let word = release_addr as *mut u64;
+    // SAFETY: the device tree hands this word to the kernel for exactly this write; it is
+    // mapped read-write (checked above) and 8-byte aligned.
+    unsafe { word.write_volatile(arch_boot::spin_table_entry_address()) };
+    crate::arch::aarch64::cache::clean_to_poc(release_addr as usize, 8);
+    cpu::send_event();
+    Ok(())
+}
+
+/// Take this core out of service and power it off through PSCI (it can be started again
+/// with `start_core`). Run it as posted work: the post counts as done.
+pub fn stop_this_core() -> ! {
+    let index = cpu::core_index();
+    let slot = &CORES[index];
+    cpu::disable_irqs();
+    crate::arch::timer::stop();
+    slot.online.store(false, Ordering::Release);
+    if slot.work_state.load(Ordering::Acquire) == POSTED {
+        slot.work_completed.fetch_add(1, Ordering::Release);
+        slot.work_state.store(IDLE, Ordering::Release);
+    }
+    cpu::send_event();
+    let refused = match crate::boot::info().board.psci {
+        Some(conduit) => psci::cpu_off(conduit),
+        None => PsciError::NotSupported,
+    };
+    log::error!("core {index}: cannot power off ({refused}); halting it instead");
+    cpu::halt()
 }
 
 /// A secondary core, MMU and vectors on, stack set: finish its setup and idle.

@@ -2,7 +2,9 @@
 //! by all cores, posted work, and core start-up errors reported rather than fatal.
 use super::wait_until;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use kernel::arch::aarch64::psci::PsciError;
+use kernel::arch::aarch64::boot::{spin_table_entry_address, spin_table_pen_address};
+use kernel::arch::aarch64::cache::clean_to_poc;
+use kernel::arch::aarch64::psci::{self, PsciError};
 use kernel::arch::cpu;
 use kernel::devicetree::EnableMethod;
 use kernel::smp::{self, StartError};
@@ -20,6 +22,7 @@ pub const SUITE: Suite = Suite {
         spin_mutex_contended_by_all_cores_counts_exactly,
         starting_a_running_core_is_refused_and_reported,
         bad_start_requests_are_errors_not_hangs,
+        spin_table_release_brings_a_parked_core_online,
     ],
 };
 
@@ -188,4 +191,72 @@ fn bad_start_requests_are_errors_not_hangs() {
         Err(StartError::BadReleaseAddress)
     );
     assert!(!smp::is_online(unused));
+}
+
+/// The release word of the test's holding pen, on its own cache line.
+#[repr(C, align(64))]
+struct ReleaseWord(u64);
+static mut PEN_RELEASE: ReleaseWord = ReleaseWord(0);
+
+/// Apple's way of starting cores, exercised on QEMU: a core powers itself off (PSCI
+/// CPU_OFF); the test, playing the firmware's part, parks it in a WFE loop on a release word
+/// with its MMU off; then the kernel's spin-table path releases it, and it must come online
+/// through `spin_table_entry`, finding its own index from MPIDR.
+fn spin_table_release_brings_a_parked_core_online() {
+    let board = &kernel::boot::info().board;
+    let Some(core) = smp::online_cores().filter(|&c| c != 0).last() else {
+        return;
+    };
+    let conduit = board.psci.expect("QEMU virt has PSCI");
+    let mpidr = smp::mpidr_of(core);
+
+    smp::post(core, |_| smp::stop_this_core(), 0)
+        .unwrap()
+        .wait();
+    assert!(!smp::is_online(core));
+    assert!(
+        wait_until(2000, || psci::is_off(conduit, mpidr)),
+        "core {core} did not power off"
+    );
+
+    let word = (&raw mut PEN_RELEASE).cast::<u64>();
+    // SAFETY: the word is ours; the parked core reads it with its MMU off, hence the clean.
+    unsafe { word.write_volatile(0) };
+    clean_to_poc(word as usize, 8);
+    psci::cpu_on(conduit, mpidr, spin_table_pen_address(), word as u64).expect("park the core");
+    kernel::time::sleep_ns(5_000_000);
+    assert!(
+        !smp::is_online(core),
+        "a parked core must stay parked until released"
+    );
+
+    let mut cpu_info = board
+        .cpus
+        .iter()
+        .find(|c| c.mpidr == mpidr)
+        .unwrap()
+        .clone();
+    cpu_info.enable_method = EnableMethod::SpinTable {
+        release_addr: word as u64,
+    };
+    assert_eq!(smp::start_core(core, &cpu_info, board), Ok(()));
+    // SAFETY: reading back the word the kernel wrote.
+    assert_eq!(unsafe { word.read_volatile() }, spin_table_entry_address());
+    assert!(smp::is_online(core));
+    smp::run_on(
+        core,
+        |arg| RAN_ON.store(cpu::core_index() * 1000 + arg, Ordering::Release),
+        3,
+    )
+    .unwrap();
+    assert_eq!(
+        RAN_ON.load(Ordering::Acquire),
+        core * 1000 + 3,
+        "released core runs posted work"
+    );
+    let ticks = kernel::time::ticks(core);
+    assert!(
+        wait_until(1000, || kernel::time::ticks(core) > ticks),
+        "released core does not tick"
+    );
 }

@@ -48,21 +48,53 @@ static mut SECONDARY_MMU_CONFIG: SecondaryMmuConfig = SecondaryMmuConfig {
     sctlr: 0,
 };
 
+/// MPIDR affinity of each logical core, for `spin_table_entry`, which must find its own
+/// index with the MMU off. All ones (no core has that affinity) where unassigned.
+#[unsafe(no_mangle)]
+static mut CORE_MPIDRS: [u64; MAX_CORES] = [u64::MAX; MAX_CORES];
+
 core::arch::global_asm!(
     include_str!("../../../../boot/entry.s"),
     stacks = sym BOOT_STACKS,
     stack_stride = const STACK_STRIDE,
     mmu_config = sym SECONDARY_MMU_CONFIG,
+    core_mpidrs = sym CORE_MPIDRS,
+    max_cores = const MAX_CORES,
 );
 
 unsafe extern "C" {
-    /// Entry point for secondary cores (PSCI CPU_ON or spin-table release), x0 = core index.
+    /// Entry point for secondary cores started by PSCI CPU_ON, x0 = core index.
     fn secondary_entry();
+    /// Entry point for secondary cores released from a spin table (no context id).
+    fn spin_table_entry();
+    /// Test-only firmware stand-in: a spin-table holding pen, x0 = release word.
+    fn spin_table_pen();
 }
 
-/// Physical (= virtual) address where secondary cores start.
+/// Physical (= virtual) address where PSCI-started secondary cores start.
 pub fn secondary_entry_address() -> u64 {
     secondary_entry as *const () as u64
+}
+
+/// Physical (= virtual) address a spin-table release sends a core to.
+pub fn spin_table_entry_address() -> u64 {
+    spin_table_entry as *const () as u64
+}
+
+/// Address of the test-only holding pen (see boot/entry.s).
+pub fn spin_table_pen_address() -> u64 {
+    spin_table_pen as *const () as u64
+}
+
+/// Record core `index`'s affinity for `spin_table_entry`, visible to a core whose MMU is off.
+pub fn publish_core_mpidr(index: usize, mpidr: u64) {
+    assert!(index < MAX_CORES);
+    // SAFETY: each slot is written by the boot core (or the core starting another) before
+    // that core is released; the released core only reads it.
+    let slot = unsafe { (&raw mut CORE_MPIDRS).cast::<u64>().add(index) };
+    // SAFETY: `slot` is within CORE_MPIDRS.
+    unsafe { slot.write_volatile(mpidr & super::cpu::AFFINITY_MASK) };
+    super::cache::clean_to_poc(slot as usize, 8);
 }
 
 /// Publishes the MMU configuration for secondaries; call before starting any.

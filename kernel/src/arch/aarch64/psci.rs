@@ -3,7 +3,9 @@
 
 use crate::devicetree::PsciConduit;
 
+const CPU_OFF: u64 = 0x8400_0002;
 const CPU_ON: u64 = 0xC400_0003;
+const AFFINITY_INFO: u64 = 0xC400_0004;
 const SYSTEM_OFF: u64 = 0x8400_0008;
 
 /// PSCI return codes (negative values of the specification).
@@ -78,6 +80,16 @@ pub fn cpu_on(conduit: PsciConduit, mpidr: u64, entry: u64, context: u64) -> Res
         0 => Ok(()),
         code => Err(PsciError::from_code(code)),
     }
+}
+
+/// Power this core off. Returns only if the firmware refuses.
+pub fn cpu_off(conduit: PsciConduit) -> PsciError {
+    PsciError::from_code(call(conduit, CPU_OFF, 0, 0, 0))
+}
+
+/// Whether the core with affinity `mpidr` is off (`AFFINITY_INFO` reports OFF).
+pub fn is_off(conduit: PsciConduit, mpidr: u64) -> bool {
+    call(conduit, AFFINITY_INFO, mpidr, 0, 0) == 1
 }
 
 /// Power the machine off (QEMU exits with status 0).
