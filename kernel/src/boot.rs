@@ -156,29 +156,10 @@ fn early_map(dtb: PhysRange) -> KernelMap {
     map
 }
 
-/// Everything else: RAM not yet mapped (minus reserved regions) read-write, and devices.
-fn complete_map(map: &mut KernelMap, board: &BoardInfo, dtb: PhysRange) {
-    let image = arch_boot::image_layout();
-    let mut ram = RangeSet::<64>::new();
-    for r in &board.memory {
-        let _ = ram.add(PhysRange {
-            start: r.base,
-            end: r.end(),
-        });
-    }
-    let taken = [
-        PhysRange {
-            start: image.start as u64,
-            end: image.end as u64,
-        },
-        dtb,
-    ];
-    for r in taken.iter().copied().chain(reserved(board)) {
-        if ram.remove(r).is_err() {
-            die(format_args!("too many memory fragments while mapping RAM"));
-        }
-    }
-    for r in ram.iter().filter_map(|r| r.align_inward(PAGE_SIZE as u64)) {
+/// Everything else: the RAM nobody else owns read-write (it is exactly what the early map
+/// left out, minus reserved regions), and the devices.
+fn complete_map(map: &mut KernelMap, board: &BoardInfo, free: &RangeSet<64>) {
+    for r in free.iter().filter_map(|r| r.align_inward(PAGE_SIZE as u64)) {
         map.map(r.start as usize, r.end as usize, RW, "RAM");
     }
     if let Some(uart) = board.uart {
@@ -209,22 +190,21 @@ fn complete_map(map: &mut KernelMap, board: &BoardInfo, dtb: PhysRange) {
     mmu::publish_new_entries();
 }
 
-fn reserved<'a>(board: &'a BoardInfo) -> impl Iterator<Item = PhysRange> + 'a {
-    board.reserved.iter().map(|r| PhysRange {
-        start: r.base,
-        end: r.end(),
-    })
-}
-
-/// RAM nobody else owns: the kernel heap and the frame allocator get it.
+/// RAM nobody else owns: RAM minus the image (with its tables and boot stacks), the DTB and
+/// the reserved regions. It gets mapped, then split between the kernel heap and frames.
 fn free_memory(board: &BoardInfo, dtb: PhysRange) -> RangeSet<64> {
     let image = arch_boot::image_layout();
     let mut free = RangeSet::<64>::new();
     for r in &board.memory {
-        let _ = free.add(PhysRange {
-            start: r.base,
-            end: r.end(),
-        });
+        if free
+            .add(PhysRange {
+                start: r.base,
+                end: r.end(),
+            })
+            .is_err()
+        {
+            die(format_args!("too many memory ranges in the device tree"));
+        }
     }
     let taken = [
         PhysRange {
@@ -233,7 +213,11 @@ fn free_memory(board: &BoardInfo, dtb: PhysRange) -> RangeSet<64> {
         },
         dtb,
     ];
-    for r in taken.iter().copied().chain(reserved(board)) {
+    let reserved = board.reserved.iter().map(|r| PhysRange {
+        start: r.base,
+        end: r.end(),
+    });
+    for r in taken.into_iter().chain(reserved) {
         if free.remove(r).is_err() {
             die(format_args!(
                 "too many memory fragments while sizing free RAM"
@@ -289,7 +273,8 @@ extern "C" fn rust_primary_entry(dtb: usize, load_address: usize, entry_el: u64)
     let args = BootArgs::new(board.bootargs);
     SEMIHOSTING.store(semihosting_wanted(args), Ordering::Relaxed);
 
-    complete_map(&mut map, &board, dtb_range);
+    let free = free_memory(&board, dtb_range);
+    complete_map(&mut map, &board, &free);
     match board.uart {
         // SAFETY: mapped as a device by `complete_map`.
         Some(uart) => unsafe { crate::console::use_pl011(uart.base as usize) },
@@ -299,7 +284,6 @@ extern "C" fn rust_primary_entry(dtb: usize, load_address: usize, entry_el: u64)
     *KERNEL_MAP.lock() = Some(map);
 
     // 4. Memory.
-    let free = free_memory(&board, dtb_range);
     if let Err(e) = mem::init(free) {
         die(format_args!("memory: {e}"));
     }
