@@ -375,12 +375,13 @@ macro_rules! entry {
 // ---------------------------------------------------------------------------------------
 // Stopping.
 
-/// Whether `exit` may use semihosting: 0 unknown (no bootargs yet), 1 yes, 2 no.
-static SEMIHOSTING: AtomicU8Flag = AtomicU8Flag::new();
+/// Whether `exit` may use semihosting, from the `semihosting` boot argument.
+static SEMIHOSTING: SemihostingPolicy = SemihostingPolicy::new();
 
-struct AtomicU8Flag(AtomicU8);
+/// 0 = unknown (no bootargs yet), 1 = yes, 2 = no.
+struct SemihostingPolicy(AtomicU8);
 
-impl AtomicU8Flag {
+impl SemihostingPolicy {
     const fn new() -> Self {
         Self(AtomicU8::new(0))
     }
