@@ -77,22 +77,10 @@ unsafe impl Send for KernelMap {}
 
 static KERNEL_MAP: IrqMutex<Option<KernelMap>> = IrqMutex::new(None);
 
-const RX: Attributes = Attributes {
-    kind: MemoryKind::Normal,
-    access: Access::ReadExecute,
-};
-const RO: Attributes = Attributes {
-    kind: MemoryKind::Normal,
-    access: Access::ReadOnly,
-};
-const RW: Attributes = Attributes {
-    kind: MemoryKind::Normal,
-    access: Access::ReadWrite,
-};
-const DEVICE: Attributes = Attributes {
-    kind: MemoryKind::Device,
-    access: Access::ReadWrite,
-};
+// Short names for the map below: text, read-only data, read-write data.
+const RX: Attributes = Attributes::TEXT;
+const RO: Attributes = Attributes::RODATA;
+const RW: Attributes = Attributes::DATA;
 
 impl KernelMap {
     fn map(&mut self, start: usize, end: usize, attrs: Attributes, what: &str) {
@@ -123,7 +111,7 @@ impl KernelMap {
                 Some(_) => die(format_args!(
                     "{what} at {page:#x} overlaps memory mapped as RAM"
                 )),
-                None => self.map(page, page + PAGE_SIZE, DEVICE, what),
+                None => self.map(page, page + PAGE_SIZE, Attributes::DEVICE, what),
             }
             page += PAGE_SIZE;
         }
