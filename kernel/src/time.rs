@@ -123,14 +123,6 @@ pub fn ns_to_counter(ns: u64) -> u64 {
     (ns as u128 * timer::frequency() as u128 / 1_000_000_000) as u64
 }
 
-/// Spin (relaxing with `yield`) for `ns` nanoseconds of counter time.
-pub fn spin_for_ns(ns: u64) {
-    let end = timer::counter() + ns_to_counter(ns);
-    while timer::counter() < end {
-        crate::sync::cpu_relax();
-    }
-}
-
 /// Sleep in WFI until `ns` nanoseconds of counter time have passed. The tick (or any other
 /// interrupt) ends each WFI, so this wakes at most one tick late. Needs IRQs enabled and this
 /// core ticking. Under `-icount ...,sleep=off` idle time costs no host time, unlike a spin.

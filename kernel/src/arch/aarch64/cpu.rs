@@ -45,10 +45,6 @@ pub fn disable_irqs() {
     DAIF.modify(DAIF::I::Masked);
 }
 
-pub fn irqs_enabled() -> bool {
-    !DAIF.is_set(DAIF::I)
-}
-
 /// Sleep until an interrupt is pending (idle). Returns after any interrupt, taken or masked.
 #[inline(always)]
 pub fn wait_for_interrupt() {
