@@ -300,6 +300,13 @@ extern "C" fn rust_primary_entry(dtb: usize, load_address: usize, entry_el: u64)
         }
     };
     time::init(tick_hz, info.board.timer.virtual_);
+    match args.number("reductions") {
+        Ok(Some(reductions)) => {
+            crate::sched::scheduler::set_slice_reductions(reductions.min(u32::MAX as u64) as u32)
+        }
+        Ok(None) => {}
+        Err(text) => log::warn!("reductions={text} is not a number; using the default"),
+    }
     smp::register_boot_core();
     if let Err(e) = gic::init_this_core(&[platform::SGI_WAKE, time::timer_intid()]) {
         die(format_args!("core 0: {e}"));
@@ -455,4 +462,42 @@ pub fn translate(va: u64) -> Option<crate::mem::page_table::Translation> {
         .lock()
         .as_ref()
         .and_then(|map| map.tables.translate(va))
+}
+
+// ---------------------------------------------------------------------------------------
+// Process stack pages: mapped into the same tables as everything else, in the stack region
+// (`process::stack`), with tables taken from the frame allocator.
+
+/// Page tables for the stack region, from free frames (zeroed here). Never given back: a
+/// table that served one process's stack serves the next one in the same slot.
+struct FrameTables;
+
+impl TableAllocator for FrameTables {
+    fn allocate_table(&mut self) -> Option<NonNull<Table>> {
+        let frame = crate::mem::pages::allocate_page()?;
+        // SAFETY: a free frame, identity-mapped, ours; a zeroed table is all-invalid.
+        unsafe { core::ptr::write_bytes(frame.as_ptr(), 0, PAGE_SIZE) };
+        Some(frame.cast())
+    }
+}
+
+/// Map the stack page at `va` to frame `pa` (read-write, never executable). The new entry is
+/// visible to every core when this returns.
+pub fn map_process_page(va: u64, pa: u64) -> Result<(), crate::mem::page_table::MapError> {
+    let mut guard = KERNEL_MAP.lock();
+    let map = guard
+        .as_mut()
+        .ok_or(crate::mem::page_table::MapError::OutOfTables)?;
+    map.tables.map_page(va, pa, RW, &mut FrameTables)?;
+    drop(guard);
+    mmu::publish_new_entries();
+    Ok(())
+}
+
+/// Unmap the stack page at `va` and return its frame, already gone from every core's TLB
+/// (so it may be reused at once); `None` if it was not mapped.
+pub fn unmap_process_page(va: u64) -> Option<u64> {
+    let frame = KERNEL_MAP.lock().as_mut()?.tables.unmap_page(va)?;
+    mmu::invalidate_page(va);
+    Some(frame)
 }

@@ -13,6 +13,9 @@ extern crate alloc;
 pub mod bootargs;
 pub mod devicetree;
 pub mod mem;
+pub mod msg;
+pub mod process;
+pub mod sched;
 pub mod sync;
 
 #[cfg(target_os = "none")]
@@ -34,11 +37,15 @@ pub mod time;
 /// M1 Ultra has 20; QEMU virt with GICv2 at most 8.
 pub const MAX_CORES: usize = 32;
 
-/// A panic anywhere in the kernel is a kernel bug (until processes exist): report what and
-/// where, let a running test record its failure, and stop.
+/// A panic in kernel code is a kernel bug: report what and where, let a running test record
+/// its failure, and stop. A panic in process code ends that process only.
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
+    // In process code (not in a kernel call) a panic ends that process only.
+    if sched::scheduler::current_outside_kernel().is_some() {
+        process::fault::on_panic(info);
+    }
     let core = arch::cpu::core_index();
     match info.location() {
         Some(at) => boot::die(format_args!(

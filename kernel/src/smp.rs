@@ -198,7 +198,8 @@ pub fn secondary_main(index: usize) -> ! {
     idle_loop(slot)
 }
 
-/// Run posted work; otherwise sleep in WFI until an interrupt (an IPI or the tick).
+/// Run posted work, then processes; otherwise sleep in WFI until an interrupt (an IPI or the
+/// tick).
 fn idle_loop(slot: &CoreSlot) -> ! {
     loop {
         if slot.work_state.load(Ordering::Acquire) == POSTED {
@@ -212,8 +213,9 @@ fn idle_loop(slot: &CoreSlot) -> ! {
             cpu::send_event(); // the poster may be waiting in WFE
             continue;
         }
-        // An IPI posted after the check above is pending and ends this WFI at once.
-        cpu::wait_for_interrupt();
+        // Run processes, else sleep. An IPI posted after the check above is pending and
+        // ends the sleep at once.
+        crate::sched::idle();
     }
 }
 

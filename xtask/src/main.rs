@@ -2,6 +2,7 @@
 //! debugging the kernel. This file parses the command line (by hand: the grammar is tiny) and
 //! dispatches to the modules that do the work.
 
+mod bench;
 mod build;
 mod image;
 mod prereq;
@@ -36,14 +37,23 @@ commands:
       configuration, then the harness checks; prints a summary and, last, `N passed, M failed`.
       --filter keeps host tests whose name contains SUBSTR, on-target runs whose
       `<config>/<suite>` contains it and harness checks whose `harness/<name>` contains it.
+  bench [--mode icount|wall|wall_smp] [--repeat N] [--debug]
+      Boot the test kernel with `suite=bench bench=<mode>` in each mode (default: all three, in
+      that order; release build unless --debug) and print every figure it reports, one line
+      each, as `bench <name> <value> <unit>   [<mode>]`. Modes, all virt GICv3 with 1 GiB:
+      icount: -smp 1 -icount shift=0,sleep=off (deterministic; guest instructions); wall:
+      -smp 1 (guest nanoseconds); wall_smp: -smp 4, MTTCG (may report nothing). --repeat N
+      runs icount N times and fails unless its figures are identical every time. Exits 0 only
+      if every run exited 0 with well-formed output (and the repeats agree), 1 otherwise.
   lint
       cargo fmt --check, clippy on the host and clippy for the target, all with -D warnings.
   help
       This text.
 
 environment:
-  XTASK_TIMEOUT_SECS  timeout of each on-target QEMU run in `test` (default 60)
+  XTASK_TIMEOUT_SECS  timeout of each on-target QEMU run (default 60 in `test`, 300 in `bench`)
   XTASK_VERBOSE=1     echo the whole serial output of on-target runs, not only verdicts
+                      (`test`) or the figures (`bench`)
 ";
 
 /// A failure of an xtask command. `Msg` is printed as `error: ...`; `Exit` has already been
@@ -158,6 +168,21 @@ fn dispatch(args: Vec<String>) -> Result<u8> {
             prereq::ensure_target()?;
             prereq::ensure_qemu()?;
             test_runner::run(profile, filter.as_deref())
+        }
+        "bench" => {
+            let debug = opts.flag("--debug");
+            // Accepted for symmetry with the other commands: release is the default here.
+            let release = opts.flag("--release");
+            let mode = opts.value::<bench::Mode>("--mode")?;
+            let repeat = opts.value::<usize>("--repeat")?.unwrap_or(1);
+            opts.finish()?;
+            if debug && release {
+                bail!("--debug and --release contradict each other");
+            }
+            let plan = bench::plan(mode, repeat)?;
+            prereq::ensure_target()?;
+            prereq::ensure_qemu()?;
+            bench::run(Profile::from_release(!debug), &plan)
         }
         "lint" => {
             opts.finish()?;

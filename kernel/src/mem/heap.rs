@@ -1,4 +1,4 @@
-//! The kernel heap: `#[global_allocator]` for everything outside process context, a
+//! The kernel heap: what the global allocator (`mem::global`) serves outside process context, a
 //! linked-list allocator over one block of RAM taken at boot (before the frame allocator,
 //! which itself allocates from this heap). IRQs are masked while the lock is held so an
 //! interrupt handler may allocate.
@@ -9,9 +9,14 @@
 use crate::sync::IrqMutex;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 pub struct KernelHeap {
     heap: IrqMutex<linked_list_allocator::Heap>,
+    /// `[start, end)` of the heap, fixed at init: how `dealloc` tells kernel blocks from
+    /// process-heap blocks without a lock.
+    start: AtomicUsize,
+    end: AtomicUsize,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,7 +29,15 @@ impl KernelHeap {
     pub const fn empty() -> Self {
         Self {
             heap: IrqMutex::new(linked_list_allocator::Heap::empty()),
+            start: AtomicUsize::new(0),
+            end: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether `address` lies in this heap's memory.
+    #[inline]
+    pub fn contains(&self, address: usize) -> bool {
+        address >= self.start.load(Ordering::Relaxed) && address < self.end.load(Ordering::Relaxed)
     }
 
     /// # Safety
@@ -32,6 +45,8 @@ impl KernelHeap {
     pub unsafe fn init(&self, start: usize, size: usize) {
         // SAFETY: per the caller.
         unsafe { self.heap.lock().init(start as *mut u8, size) };
+        self.start.store(start, Ordering::Relaxed);
+        self.end.store(start + size, Ordering::Release);
     }
 
     pub fn stats(&self) -> HeapStats {
@@ -61,5 +76,4 @@ unsafe impl GlobalAlloc for KernelHeap {
     }
 }
 
-#[global_allocator]
 pub static KERNEL_HEAP: KernelHeap = KernelHeap::empty();

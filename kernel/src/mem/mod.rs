@@ -14,8 +14,13 @@
 
 pub mod frames;
 #[cfg(target_os = "none")]
+pub mod global;
+#[cfg(target_os = "none")]
 pub mod heap;
 pub mod page_table;
+#[cfg(target_os = "none")]
+pub mod pages;
+pub mod process_heap;
 pub mod regions;
 
 /// The translation granule and the unit of physical frame allocation: 4 KiB.
@@ -66,4 +71,15 @@ pub fn init(mut free: regions::RangeSet<64>) -> Result<(), MemInitError> {
         frames::FRAMES.add(range);
     }
     Ok(())
+}
+
+/// Run `f` with the global allocator serving the kernel heap, even when called from a
+/// process: for state the kernel keeps beyond the call (atom names, process records). The
+/// invariant it protects: kernel state never points into a process heap. On the host there
+/// is one heap and this only calls `f`.
+#[inline]
+pub fn in_kernel_heap<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_os = "none")]
+    let _kernel = crate::sched::KernelCall::enter();
+    f()
 }

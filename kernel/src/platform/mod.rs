@@ -14,6 +14,7 @@ pub fn handle_irq() {
         let intid = ack.intid();
         if intid == crate::time::timer_intid() {
             crate::time::on_tick();
+            crate::sched::scheduler::on_tick();
         } else if intid == SGI_WAKE {
             crate::smp::on_wake_ipi();
         } else {

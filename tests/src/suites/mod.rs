@@ -5,6 +5,7 @@
 mod boot;
 mod memory;
 mod mmu;
+mod process;
 mod selftest;
 mod smp;
 mod timer;
@@ -17,6 +18,7 @@ pub static ALL: &[Suite] = &[
     timer::SUITE,
     mmu::SUITE,
     memory::SUITE,
+    process::SUITE,
 ];
 
 /// Run only on request: the harness's own check of its abort-and-resume path.

@@ -268,14 +268,26 @@ extern "C" fn exception_dispatch(frame: &mut ExceptionFrame, kind: u64) {
     ][(kind as usize / 4) & 3];
     let kind = [Kind::Synchronous, Kind::Irq, Kind::Fiq, Kind::SError][kind as usize & 3];
     match kind {
-        Kind::Irq => match IRQ_HANDLER.get() {
-            Some(handler) => handler(),
-            None => fatal(
-                frame,
-                source,
-                format_args!("IRQ before the interrupt controller was set up"),
-            ),
-        },
+        Kind::Irq => {
+            let Some(handler) = IRQ_HANDLER.get() else {
+                fatal(
+                    frame,
+                    source,
+                    format_args!("IRQ before the interrupt controller was set up"),
+                )
+            };
+            if source == Source::CurrentElSp0 {
+                // From a process: the handler is kernel code on its behalf; on the way out
+                // the process may be preempted (then this call does not return).
+                let kernel = crate::sched::KernelCall::enter();
+                handler();
+                crate::sched::scheduler::leave_handler(kernel);
+                // SAFETY: an IRQ taken at EL1t, `frame` its frame.
+                unsafe { crate::sched::scheduler::preempt_point(frame) };
+            } else {
+                handler();
+            }
+        }
         Kind::Synchronous => synchronous(frame, source),
         Kind::Fiq => fatal(frame, source, format_args!("unexpected FIQ")),
         Kind::SError => fatal(
@@ -288,6 +300,13 @@ extern "C" fn exception_dispatch(frame: &mut ExceptionFrame, kind: u64) {
 
 fn synchronous(frame: &mut ExceptionFrame, source: Source) {
     let info = FaultInfo::read(frame);
+    // Process code runs at EL1t: its faults end the process (or grow its stack).
+    if source == Source::CurrentElSp0
+        && crate::process::fault::on_synchronous(frame, &info)
+            == crate::process::fault::Handled::Resume
+    {
+        return;
+    }
     let mut catch = CATCH[info.core].lock();
     if let Catch::Armed = *catch {
         *catch = Catch::Caught(info);

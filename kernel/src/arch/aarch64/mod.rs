@@ -2,6 +2,7 @@
 //! timer, PSCI, cache maintenance and semihosting. Thin wrappers only; policy lives elsewhere.
 pub mod boot;
 pub mod cache;
+pub mod context;
 pub mod cpu;
 pub mod exception;
 pub mod mmu;
