@@ -62,6 +62,14 @@ impl<T> IrqMutex<T> {
         }
     }
 
+    /// Take the lock when IRQs are already masked on this core (a scheduler path that masked
+    /// them for longer): skips saving and restoring the mask. Masking is the caller's duty;
+    /// the guard does not unmask.
+    #[inline(always)]
+    pub fn lock_irqs_already_masked(&self) -> SpinMutexGuard<'_, T> {
+        self.inner.lock()
+    }
+
     pub fn try_lock(&self) -> Option<IrqMutexGuard<'_, T>> {
         let saved = irq::save_and_mask();
         match self.inner.try_lock() {

@@ -1,15 +1,18 @@
 //! The on-target test kernel: the same kernel library as the demo, with `main` replaced by a
 //! suite runner. `cargo xtask test` boots it once per suite and machine configuration with
 //! `suite=<name>` (and `skip=<n>` to resume after a case that crashed) on the command line;
-//! `suite=list` prints the suites. See kernel/src/testing.rs for the output protocol.
+//! `suite=list` prints the suites; `suite=bench bench=<mode>` runs the benchmarks instead
+//! (`cargo xtask bench`). See kernel/src/testing.rs for the output protocol.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+#[cfg(target_os = "none")]
+mod bench;
 #[cfg(target_os = "none")]
 mod suites;
 
 #[cfg(target_os = "none")]
 mod target {
-    use super::suites;
+    use super::{bench, suites};
     use kernel::{boot, println, testing};
 
     kernel::entry!(main);
@@ -25,6 +28,7 @@ mod target {
                 boot::exit(0)
             }
             Some("kernel_fault") => suites::kernel_fault(),
+            Some("bench") => bench::run(args.get("bench")),
             Some(name) => match suites::ALL
                 .iter()
                 .chain(suites::HIDDEN)

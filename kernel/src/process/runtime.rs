@@ -411,10 +411,7 @@ fn create(
     }
     let record = NonNull::from(process);
     TABLE.publish(pid, record.cast());
-    scheduler::this_core()
-        .stats
-        .spawned
-        .fetch_add(1, Ordering::Relaxed);
+    scheduler::count_spawn();
     // SAFETY: live, runnable, in no queue, running nowhere.
     unsafe { scheduler::enqueue(core, record) };
     Ok(pid)
@@ -550,7 +547,6 @@ pub fn current_pid() -> Option<Pid> {
 
 /// Let other runnable processes on this core run first (round robin within a priority).
 pub fn yield_now() {
-    scheduler::charge(1);
     scheduler::yield_now();
 }
 

@@ -46,6 +46,13 @@ pub struct CoreStats {
     pub exited: AtomicU64,
 }
 
+/// Add to a counter only its own core writes: a plain load and store, no atomic
+/// read-modify-write (which is a load-exclusive/store-exclusive loop without LSE).
+#[inline(always)]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
 /// A snapshot of [`CoreStats`] plus the queue length.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -177,20 +184,25 @@ pub fn in_kernel_call() -> bool {
 /// Charge the current process `reductions` (a kernel call's cost); when its slice is used
 /// up it yields at the end of the kernel call.
 pub fn charge(reductions: u32) {
+    // Masked: the tick updates the same budget and counters from its handler.
+    let saved = irq::save_and_mask();
     let core = this_core();
-    let Some(current) = core.current.get() else {
-        return;
-    };
-    // SAFETY: the running process's record is live.
-    unsafe { current.as_ref() }.add_reductions(reductions);
-    core.stats
-        .reductions
-        .fetch_add(reductions as u64, Ordering::Relaxed);
-    let mut budget = core.budget.get();
-    if budget.charge(reductions) {
-        core.need_resched.set(true);
+    if let Some(current) = core.current.get() {
+        // SAFETY: the running process's record is live.
+        unsafe { current.as_ref() }.add_reductions(reductions);
+        bump(&core.stats.reductions, reductions as u64);
+        let mut budget = core.budget.get();
+        if budget.charge(reductions) {
+            core.need_resched.set(true);
+        }
+        core.budget.set(budget);
     }
-    core.budget.set(budget);
+    irq::restore(saved);
+}
+
+/// Count a spawn made on this core.
+pub fn count_spawn() {
+    bump(&this_core().stats.spawned, 1);
 }
 
 /// Put `process` on `core_index`'s run queue and wake that core if it sleeps.
@@ -222,7 +234,8 @@ pub unsafe fn enqueue(core_index: usize, process: NonNull<Process>) {
 /// # Safety
 /// `current` is this core's running process.
 unsafe fn requeue_and_pop(core: &CoreSched, current: NonNull<Process>) -> Option<NonNull<Process>> {
-    let mut queue = core.queue.lock();
+    // IRQs are masked by every caller.
+    let mut queue = core.queue.lock_irqs_already_masked();
     // SAFETY: the running process is live and in no queue.
     unsafe { queue.push(current) };
     let next = queue.pop();
@@ -234,7 +247,8 @@ unsafe fn requeue_and_pop(core: &CoreSched, current: NonNull<Process>) -> Option
 }
 
 fn pop(core: &CoreSched) -> Option<NonNull<Process>> {
-    let mut queue = core.queue.lock();
+    // IRQs are masked by every caller.
+    let mut queue = core.queue.lock_irqs_already_masked();
     let next = queue.pop();
     core.queued.store(queue.len(), Ordering::Relaxed);
     next
@@ -249,11 +263,12 @@ fn install(core: &CoreSched, next: NonNull<Process>) {
     core.need_resched.set(false);
     core.budget.set(Budget::full(slice_reductions()));
     process.set_running();
-    core.stats.switches.fetch_add(1, Ordering::Relaxed);
+    bump(&core.stats.switches, 1);
 }
 
-/// Give up the rest of the slice if another process is runnable on this core. In the
-/// kernel context: run whatever is runnable.
+/// Give up the rest of the slice if another process is runnable on this core (one
+/// reduction; the budget starts afresh either way). In the kernel context: run whatever is
+/// runnable.
 pub fn yield_now() {
     let core = this_core();
     let Some(current) = core.current.get() else {
@@ -263,6 +278,8 @@ pub fn yield_now() {
     let saved = irq::save_and_mask();
     // SAFETY: `current` runs here: live, and in no queue.
     let process = unsafe { current.as_ref() };
+    process.add_reductions(1);
+    bump(&core.stats.reductions, 1);
     process.saved_kind.set(Saved::Voluntary);
     process.saved_in_kernel.set(core.in_kernel.get());
     process.set_runnable();
@@ -330,7 +347,7 @@ pub fn block_current() {
         None => {
             core.current.set(None);
             core.in_kernel.set(0);
-            core.stats.switches.fetch_add(1, Ordering::Relaxed);
+            bump(&core.stats.switches, 1);
             // SAFETY: a process runs, so the kernel context is saved at `kernel_sp`.
             unsafe {
                 context::switch(
@@ -385,9 +402,7 @@ pub fn idle() {
         // With IRQs masked, a pending interrupt still ends WFI; it is taken after the
         // restore below.
         cpu::wait_for_interrupt();
-        core.stats
-            .idle_ns
-            .fetch_add(crate::time::now_ns() - start, Ordering::Relaxed);
+        bump(&core.stats.idle_ns, crate::time::now_ns() - start);
     }
     core.sleeping.store(false, Ordering::Relaxed);
     irq::restore(saved);
@@ -408,9 +423,7 @@ pub fn on_tick() {
         let charge = Budget::tick_charge(slice);
         // SAFETY: the running process's record is live.
         unsafe { current.as_ref() }.add_reductions(charge);
-        core.stats
-            .reductions
-            .fetch_add(charge as u64, Ordering::Relaxed);
+        bump(&core.stats.reductions, charge as u64);
         let mut budget = core.budget.get();
         if budget.charge(charge) {
             core.need_resched.set(true);
@@ -458,7 +471,7 @@ pub unsafe fn preempt_point(frame: &ExceptionFrame) {
     unsafe { *process.saved_sp.get() = at };
     process.saved_kind.set(Saved::Forced);
     process.saved_in_kernel.set(0);
-    core.stats.preemptions.fetch_add(1, Ordering::Relaxed);
+    bump(&core.stats.preemptions, 1);
     install(core, next);
     // SAFETY: `next` is a saved context only we resume; the handler's frames are abandoned.
     unsafe {
@@ -477,7 +490,7 @@ pub fn switch_after_exit() -> ! {
     let core = this_core();
     core.current.set(None);
     core.in_kernel.set(0);
-    core.stats.exited.fetch_add(1, Ordering::Relaxed);
+    bump(&core.stats.exited, 1);
     match pop(core) {
         Some(next) => {
             install(core, next);

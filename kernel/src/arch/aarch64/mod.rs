@@ -6,6 +6,7 @@ pub mod context;
 pub mod cpu;
 pub mod exception;
 pub mod mmu;
+pub mod pmu;
 pub mod psci;
 pub mod semihosting;
 pub mod timer;
