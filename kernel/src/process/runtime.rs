@@ -411,7 +411,7 @@ fn create(
     }
     let record = NonNull::from(process);
     TABLE.publish(pid, record.cast());
-    scheduler::count_spawn();
+    scheduler::count_spawn(core);
     // SAFETY: live, runnable, in no queue, running nowhere.
     unsafe { scheduler::enqueue(core, record) };
     Ok(pid)

@@ -42,6 +42,7 @@ pub struct CoreStats {
     pub reductions: AtomicU64,
     /// Nanoseconds spent asleep with nothing to run.
     pub idle_ns: AtomicU64,
+    /// Processes spawned to run here, and processes that exited here.
     pub spawned: AtomicU64,
     pub exited: AtomicU64,
 }
@@ -200,9 +201,12 @@ pub fn charge(reductions: u32) {
     irq::restore(saved);
 }
 
-/// Count a spawn made on this core.
-pub fn count_spawn() {
-    bump(&this_core().stats.spawned, 1);
+/// Count a process spawned to run on `core_index` (from any core: an atomic add).
+pub fn count_spawn(core_index: usize) {
+    CORES[core_index]
+        .stats
+        .spawned
+        .fetch_add(1, Ordering::Relaxed);
 }
 
 /// Put `process` on `core_index`'s run queue and wake that core if it sleeps.

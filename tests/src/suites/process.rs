@@ -40,6 +40,7 @@ pub const SUITE: Suite = Suite {
         write_to_kernel_text_kills_with_data_abort,
         jump_to_data_page_kills_with_instruction_abort,
         panic_kills_with_panic_message,
+        spawn_when_memory_is_exhausted_is_an_error,
         park_and_unpark_across_cores,
         counters_show_switches_and_reductions,
     ],
@@ -598,6 +599,81 @@ fn panic_kills_with_panic_message() {
         }
         _ => panic!("not a panic reason: {reason}"),
     }
+    still_works();
+}
+
+// ---------------------------------------------------------------------------------------
+// Exhaustion.
+
+/// Take every free frame from the buddy allocator (what the page caches hold stays there).
+fn take_all_frames() -> Vec<(u64, usize)> {
+    use kernel::mem::frames::FRAMES;
+    let mut taken = Vec::new();
+    for count in [512, 64, 1] {
+        while let Ok(address) = FRAMES.allocate(count) {
+            taken.push((address, count));
+        }
+    }
+    taken
+}
+
+fn give_back(taken: Vec<(u64, usize)>) {
+    for (address, count) in taken {
+        kernel::mem::frames::FRAMES.free(address, count);
+    }
+}
+
+fn spawn_when_memory_is_exhausted_is_an_error() {
+    fn idle(_: Term) {
+        PARKED.fetch_add(1, Ordering::SeqCst);
+        while !STOP.load(Ordering::SeqCst) {
+            process::park();
+        }
+    }
+    fn grow(_: Term) {
+        let v: Vec<u8> = vec![3u8; 64 * 1024];
+        core::hint::black_box(v);
+    }
+    observe();
+    PARKED.store(0, Ordering::SeqCst);
+    STOP.store(false, Ordering::SeqCst);
+    let before = process::count();
+    let taken = take_all_frames();
+    let mut pids = Vec::new();
+    let error = loop {
+        match process::spawn(idle, Term::nil()) {
+            Ok(pid) => pids.push(pid),
+            Err(e) => break e,
+        }
+        assert!(pids.len() < 100_000, "spawn never failed");
+    };
+    assert_eq!(error, SpawnError::OutOfMemory);
+    let spawned = pids.len();
+    sched::run_until(|| PARKED.load(Ordering::SeqCst) == spawned);
+    assert!(
+        pids.iter().all(|&p| process::is_alive(p)),
+        "every spawned process lives"
+    );
+    give_back(taken);
+    // Memory back: the same kernel spawns again, and a heap that cannot grow ends only its
+    // process.
+    let pid = process::spawn(grow, Term::nil()).unwrap();
+    assert_normal(&wait_exit(pid));
+    let taken = take_all_frames();
+    let pid = process::spawn(grow, Term::nil());
+    give_back(taken);
+    if let Ok(pid) = pid {
+        let reason = wait_exit(pid);
+        assert!(
+            reason.is_atom(atom::OUT_OF_MEMORY) || reason.is_atom(atom::NORMAL),
+            "{reason}"
+        );
+    }
+    STOP.store(true, Ordering::SeqCst);
+    for &pid in &pids {
+        assert!(process::unpark(pid));
+    }
+    sched::run_until(|| process::count() == before);
     still_works();
 }
 
