@@ -321,42 +321,6 @@ mod tests {
             assert_eq!(Atom::existing(name), Some(*atom));
             assert!(seen.insert(*name), "{name} is listed twice");
         }
-        let checks = [
-            (NORMAL, "normal"),
-            (KILL, "kill"),
-            (KILLED, "killed"),
-            (NOPROC, "noproc"),
-            (OK, "ok"),
-            (ERROR, "error"),
-            (UNDEFINED, "undefined"),
-            (TRUE, "true"),
-            (FALSE, "false"),
-            (BADARG, "badarg"),
-            (SHUTDOWN, "shutdown"),
-            (STACK_OVERFLOW, "stack_overflow"),
-            (HEAP_LIMIT, "heap_limit"),
-            (OUT_OF_MEMORY, "out_of_memory"),
-            (PANIC, "panic"),
-            (FAULT, "fault"),
-            (DATA_ABORT, "data_abort"),
-            (INSTRUCTION_ABORT, "instruction_abort"),
-            (UNDEFINED_INSTRUCTION, "undefined_instruction"),
-            (ALIGNMENT, "alignment"),
-            (PC_ALIGNMENT, "pc_alignment"),
-            (SP_ALIGNMENT, "sp_alignment"),
-            (PERMISSION, "permission"),
-            (EXIT, "EXIT"),
-            (DOWN, "DOWN"),
-            (PROCESS, "process"),
-            (INFINITY, "infinity"),
-            (TIMEOUT, "timeout"),
-            (NOCONNECTION, "noconnection"),
-            (BADARITH, "badarith"),
-            (SYSTEM_LIMIT, "system_limit"),
-        ];
-        for (atom, name) in checks {
-            assert_eq!(atom.name(), name);
-        }
     }
 
     #[test]

@@ -270,6 +270,43 @@ fn install(core: &CoreSched, next: NonNull<Process>) {
     bump(&core.stats.switches, 1);
 }
 
+/// Make `next` this core's running process and switch to it, saving the running context's
+/// stack pointer at `save`. Returns when the saved context is resumed.
+///
+/// # Safety
+/// IRQs masked; `next` was just taken off this core's queue (a saved context that only we
+/// resume); `save` stays valid until the saved context is resumed.
+unsafe fn switch_to(core: &CoreSched, save: *mut u64, next: NonNull<Process>) {
+    install(core, next);
+    // SAFETY: per the caller.
+    unsafe {
+        let next = next.as_ref();
+        context::switch(
+            save,
+            *next.saved_sp.get(),
+            next.saved_kind.get(),
+            core.kernel_sp.get(),
+        )
+    }
+}
+
+/// Make `next` this core's running process and resume it, abandoning the current context.
+///
+/// # Safety
+/// As for [`switch_to`]; nothing of the current context is needed again.
+unsafe fn resume_next(core: &CoreSched, next: NonNull<Process>) -> ! {
+    install(core, next);
+    // SAFETY: per the caller.
+    unsafe {
+        let next = next.as_ref();
+        context::resume(
+            *next.saved_sp.get(),
+            next.saved_kind.get(),
+            core.kernel_sp.get(),
+        )
+    }
+}
+
 /// Give up the rest of the slice if another process is runnable on this core (one
 /// reduction; the budget starts afresh either way). In the kernel context: run whatever is
 /// runnable.
@@ -295,18 +332,9 @@ pub fn yield_now() {
             core.budget.set(Budget::full(slice_reductions()));
         }
         Some(next) => {
-            install(core, next);
             // SAFETY: `next` is a saved context that only we resume; `current` sits in our
             // queue, and only this core pops it, after this switch has saved it.
-            unsafe {
-                let next = next.as_ref();
-                context::switch(
-                    process.saved_sp.get(),
-                    *next.saved_sp.get(),
-                    next.saved_kind.get(),
-                    core.kernel_sp.get(),
-                )
-            };
+            unsafe { switch_to(core, process.saved_sp.get(), next) };
         }
     }
     irq::restore(saved);
@@ -335,18 +363,9 @@ pub fn block_current() {
     process.saved_in_kernel.set(core.in_kernel.get());
     match next {
         Some(next) => {
-            install(core, next);
             // SAFETY: as in yield_now. A wake-up that queues `current` meanwhile is only
             // popped by this core, after this switch has saved it.
-            unsafe {
-                let next = next.as_ref();
-                context::switch(
-                    process.saved_sp.get(),
-                    *next.saved_sp.get(),
-                    next.saved_kind.get(),
-                    core.kernel_sp.get(),
-                )
-            };
+            unsafe { switch_to(core, process.saved_sp.get(), next) };
         }
         None => {
             core.current.set(None);
@@ -374,17 +393,8 @@ pub fn run_ready() -> bool {
     let ran = match pop(core) {
         None => false,
         Some(next) => {
-            install(core, next);
             // SAFETY: as in yield_now; the kernel context saves itself in `kernel_sp`.
-            unsafe {
-                let next = next.as_ref();
-                context::switch(
-                    core.kernel_sp.get(),
-                    *next.saved_sp.get(),
-                    next.saved_kind.get(),
-                    core.kernel_sp.get(),
-                )
-            };
+            unsafe { switch_to(core, core.kernel_sp.get(), next) };
             true
         }
     };
@@ -476,16 +486,8 @@ pub unsafe fn preempt_point(frame: &ExceptionFrame) {
     process.saved_kind.set(Saved::Forced);
     process.saved_in_kernel.set(0);
     bump(&core.stats.preemptions, 1);
-    install(core, next);
     // SAFETY: `next` is a saved context only we resume; the handler's frames are abandoned.
-    unsafe {
-        let next = next.as_ref();
-        context::resume(
-            *next.saved_sp.get(),
-            next.saved_kind.get(),
-            core.kernel_sp.get(),
-        )
-    }
+    unsafe { resume_next(core, next) }
 }
 
 /// The current process has ended (its resources are gone): run the next one, or the kernel
@@ -497,16 +499,8 @@ pub fn switch_after_exit() -> ! {
     bump(&core.stats.exited, 1);
     match pop(core) {
         Some(next) => {
-            install(core, next);
             // SAFETY: a saved context only we resume.
-            unsafe {
-                let next = next.as_ref();
-                context::resume(
-                    *next.saved_sp.get(),
-                    next.saved_kind.get(),
-                    core.kernel_sp.get(),
-                )
-            }
+            unsafe { resume_next(core, next) }
         }
         // SAFETY: a process was running, so the kernel context is saved at `kernel_sp`.
         None => unsafe {

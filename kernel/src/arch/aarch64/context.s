@@ -73,6 +73,13 @@ context_resume:
 // lies above the frame, so the frame's memory is free stack again once it has been read.
 resume_forced:
     mov     x30, x1
+    // fall through
+
+// restore_frame: load every register from the exception frame at x30 (the layout vectors.s
+// saves) and ERET. Exceptions are masked, so the frame may lie below the stack pointer.
+// Shared by the return from every exception and by the resumption of a preempted process.
+.global restore_frame
+restore_frame:
     add     x2, x30, #288
     ldp     q0, q1, [x2, #0]
     ldp     q2, q3, [x2, #32]

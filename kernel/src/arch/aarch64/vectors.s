@@ -4,7 +4,8 @@
 // `exception_dispatch(frame, kind)`, where kind = source * 4 + type:
 //   source 0 current EL with SP_EL0, 1 current EL with SP_ELx, 2 lower EL AArch64, 3 AArch32
 //   type   0 synchronous, 1 IRQ, 2 FIQ, 3 SError
-// The Rust side may edit the frame (e.g. ELR to resume elsewhere); it is restored on return.
+// The Rust side may edit the frame (e.g. ELR to resume elsewhere); it is restored on return
+// by `restore_frame` (context.s), which also resumes preempted processes.
 
 .equ FRAME_SIZE, 800
 
@@ -83,45 +84,6 @@ exception_common:
     mov     x29, #0                     // end the frame-pointer chain for backtraces
     bl      exception_dispatch
 
-    add     x2, sp, #288
-    ldp     q0, q1, [x2, #0]
-    ldp     q2, q3, [x2, #32]
-    ldp     q4, q5, [x2, #64]
-    ldp     q6, q7, [x2, #96]
-    ldp     q8, q9, [x2, #128]
-    ldp     q10, q11, [x2, #160]
-    ldp     q12, q13, [x2, #192]
-    ldp     q14, q15, [x2, #224]
-    ldp     q16, q17, [x2, #256]
-    ldp     q18, q19, [x2, #288]
-    ldp     q20, q21, [x2, #320]
-    ldp     q22, q23, [x2, #352]
-    ldp     q24, q25, [x2, #384]
-    ldp     q26, q27, [x2, #416]
-    ldp     q28, q29, [x2, #448]
-    ldp     q30, q31, [x2, #480]
-    ldp     x2, x3, [sp, #272]
-    msr     fpcr, x2
-    msr     fpsr, x3
-    ldp     x2, x3, [sp, #256]
-    msr     elr_el1, x2
-    msr     spsr_el1, x3
-    ldp     x30, x1, [sp, #240]
-    msr     sp_el0, x1
-    ldp     x0, x1, [sp, #0]
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldp     x18, x19, [sp, #144]
-    ldp     x20, x21, [sp, #160]
-    ldp     x22, x23, [sp, #176]
-    ldp     x24, x25, [sp, #192]
-    ldp     x26, x27, [sp, #208]
-    ldp     x28, x29, [sp, #224]
+    mov     x30, sp
     add     sp, sp, #FRAME_SIZE
-    eret
+    b       restore_frame               // context.s: registers from the frame at x30, eret
