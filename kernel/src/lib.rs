@@ -17,6 +17,7 @@ pub mod msg;
 pub mod process;
 pub mod sched;
 pub mod sync;
+pub mod time;
 
 #[cfg(target_os = "none")]
 pub mod arch;
@@ -30,8 +31,6 @@ pub mod platform;
 pub mod smp;
 #[cfg(target_os = "none")]
 pub mod testing;
-#[cfg(target_os = "none")]
-pub mod time;
 
 /// The most cores the kernel brings up (boot stacks and per-core data are sized by it).
 /// M1 Ultra has 20; QEMU virt with GICv2 at most 8.

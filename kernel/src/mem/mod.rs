@@ -22,6 +22,8 @@ pub mod page_table;
 pub mod pages;
 pub mod process_heap;
 pub mod regions;
+#[cfg(target_os = "none")]
+pub mod slab;
 
 /// The translation granule and the unit of physical frame allocation: 4 KiB.
 pub const PAGE_SIZE: usize = 4096;

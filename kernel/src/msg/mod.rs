@@ -10,6 +10,9 @@
 //! Both are portable (no `asm!`, no MMIO) and unit-tested on the host.
 
 pub mod atom;
+#[cfg(target_os = "none")]
+pub mod envelope;
+pub mod mailbox;
 pub mod term;
 
 pub use atom::Atom;

@@ -15,6 +15,7 @@ pub fn handle_irq() {
         if intid == crate::time::timer_intid() {
             crate::time::on_tick();
             crate::sched::scheduler::on_tick();
+            crate::process::timers::on_tick();
         } else if intid == SGI_WAKE {
             crate::smp::on_wake_ipi();
         } else {

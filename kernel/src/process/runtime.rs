@@ -9,6 +9,7 @@
 //! state never points into a process heap. Spawn copies the argument into the child's heap;
 //! exit copies the reason into the kernel heap before the process's heap is released.
 
+use super::signals::{self, SignalState};
 use super::stack::{self, StackError};
 use super::table::{ProcessTable, TableError};
 use crate::arch::context::{self, Saved};
@@ -99,13 +100,15 @@ pub struct Process {
     run: fn(usize, Term) -> Term,
     /// Reductions charged to it so far (kernel calls and time).
     reductions: Cell<u64>,
+    /// Mailbox, links, monitors, name.
+    pub(crate) signals: SignalState,
     /// The spawn argument until the first run; then, at exit, the exit reason.
     term: UnsafeCell<MaybeUninit<Term>>,
 }
 
 /// Bytes of the first stack page the record takes (the stack starts below).
 pub const RECORD_SIZE: usize = core::mem::size_of::<Process>();
-const _: () = assert!(RECORD_SIZE <= 256);
+const _: () = assert!(RECORD_SIZE <= 384);
 
 // SAFETY: a record is touched by one core at a time: the core it runs on, or the core
 // holding the queue lock it sits in; cross-core fields (`state`) are atomic.
@@ -220,6 +223,8 @@ pub struct SpawnOpts {
     pub min_heap_size: usize,
     /// Most heap bytes; beyond it the process exits with `heap_limit`. `None`: no limit.
     pub max_heap_size: Option<usize>,
+    /// Link the child to the calling process before it runs (`spawn_link`).
+    pub link: bool,
 }
 
 impl Default for SpawnOpts {
@@ -230,6 +235,7 @@ impl Default for SpawnOpts {
             stack_limit: stack::DEFAULT_LIMIT,
             min_heap_size: PAGE_SIZE,
             max_heap_size: None,
+            link: false,
         }
     }
 }
@@ -256,6 +262,10 @@ impl SpawnOpts {
     }
     pub fn max_heap_size(mut self, bytes: usize) -> Self {
         self.max_heap_size = Some(bytes);
+        self
+    }
+    pub fn link(mut self, link: bool) -> Self {
+        self.link = link;
         self
     }
 }
@@ -359,6 +369,12 @@ fn create(
             "max_heap_size is smaller than min_heap_size",
         ));
     }
+    let parent = scheduler::current();
+    if opts.link && parent.is_none() {
+        return Err(SpawnError::BadOption(
+            "link needs a calling process (not the kernel context)",
+        ));
+    }
     let pid = TABLE.allocate().map_err(|e| match e {
         TableError::Full => SpawnError::TooManyProcesses,
         TableError::OutOfMemory => SpawnError::OutOfMemory,
@@ -389,6 +405,7 @@ fn create(
             entry,
             run,
             reductions: Cell::new(0),
+            signals: SignalState::new(),
             term: UnsafeCell::new(MaybeUninit::uninit()),
         })
     };
@@ -410,6 +427,15 @@ fn create(
         *process.saved_sp.get() = context::initial_block(record as u64, record as u64);
     }
     let record = NonNull::from(process);
+    if opts.link
+        && let Some(parent) = parent
+    {
+        // Both ends before the child can run or be seen: the link is atomic with the spawn.
+        // SAFETY: the caller's record is live (it is running this call).
+        let parent = unsafe { parent.as_ref() };
+        signals::add_link(process, parent.pid());
+        signals::add_link(parent, pid);
+    }
     TABLE.publish(pid, record.cast());
     scheduler::count_spawn(core);
     // SAFETY: live, runnable, in no queue, running nowhere.
@@ -496,12 +522,16 @@ fn finish_exit(record: NonNull<Process>) -> ! {
     // SAFETY: written by exit / kill_current_from_handler.
     let reason = unsafe { (*process.term.get()).assume_init_read() };
     let pid = process.pid;
+    // Lookups and new pins fail from here on; the index (and with it the stack slot) is
+    // reused only after the stack is gone. Senders that pinned the record before finish
+    // their delivery first, so the last look at the mailbox below sees everything.
+    TABLE.retire(pid);
+    TABLE.wait_until_unpinned(pid.index());
     if let Some(hook) = exit_hook() {
         hook(pid, &reason);
     }
-    // Lookups fail from here on; the index (and with it the stack slot) is reused only
-    // after the stack is gone.
-    TABLE.retire(pid);
+    // Links, monitors, the name, and what is left in the mailbox.
+    signals::on_exit(process, reason.as_ref());
     // The process will never run again; its heap's blocks die with it.
     process.heap.release_all(&Pages);
     drop(reason);
@@ -572,9 +602,13 @@ pub fn park() {
     let Some(current) = scheduler::current() else {
         panic!("park called outside any process");
     };
-    // SAFETY: the running process's record.
-    let process = unsafe { current.as_ref() };
     let _kernel = KernelCall::enter();
+    // SAFETY: the running process's record.
+    park_current(unsafe { current.as_ref() });
+}
+
+/// [`park`] for the running `process`, inside a kernel call.
+pub(crate) fn park_current(process: &Process) {
     let saved = irq::save_and_mask();
     if process
         .state
@@ -596,38 +630,39 @@ pub fn park() {
 /// at once). Returns false for a pid that is not alive.
 pub fn unpark(pid: Pid) -> bool {
     let _kernel = KernelCall::enter();
-    // Known gap (to close with the mailbox work): a process running on another core may
-    // exit between the lookup and the state update below, and its record goes with its
-    // stack. Callers today wake processes that are parked or cannot exit meanwhile.
-    let saved = irq::save_and_mask();
-    let Some(record) = TABLE.lookup(pid) else {
-        irq::restore(saved);
+    let Some(pinned) = TABLE.pin(pid) else {
         return false;
     };
-    let record = record.cast::<Process>();
-    // SAFETY: found in the table: live (see the comment above for why it stays so).
-    let process = unsafe { record.as_ref() };
+    // SAFETY: pinned: live until the guard drops.
+    let process = unsafe { pinned.record().cast::<Process>().as_ref() };
+    wake(process, pinned.record().cast());
+    true
+}
+
+/// Wake `process` (pinned or running, so live): a waiting process becomes runnable on its
+/// core; a running one has its next park return at once.
+pub(crate) fn wake(process: &Process, record: NonNull<Process>) {
     loop {
         let state = process.state.load(Ordering::Acquire);
-        let (to, wake) = match State::from_u8(state) {
+        let (to, enqueue) = match State::from_u8(state) {
             State::Waiting => (State::Runnable, true),
             State::Running => (State::RunningWoken, false),
-            _ => break,
+            _ => return,
         };
         if process
             .state
             .compare_exchange(state, to as u8, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            if wake {
+            if enqueue {
+                let saved = irq::save_and_mask();
                 // SAFETY: it was Waiting: in no queue, not running; we won the transition.
                 unsafe { scheduler::enqueue(process.home_core(), record) };
+                irq::restore(saved);
             }
-            break;
+            return;
         }
     }
-    irq::restore(saved);
-    true
 }
 
 /// The running process's heap, if process code (outside any kernel call) is running here:

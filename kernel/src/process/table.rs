@@ -34,6 +34,9 @@ pub enum TableError {
 struct Slot {
     /// Changes (wrapping) each time the slot is released.
     generation: AtomicU32,
+    /// Holders of [`Pinned`] guards on this slot's record: while non-zero, its owner does not
+    /// free the record (see [`ProcessTable::pin`]).
+    pins: AtomicU32,
     /// Next free index + 1 while free (0 = end of list); written under the free-list lock.
     next_free: AtomicU32,
     record: AtomicPtr<()>,
@@ -143,9 +146,40 @@ impl ProcessTable {
             return false;
         }
         slot.record.store(ptr::null_mut(), Ordering::Release);
+        // SeqCst, paired with `pin`: either a pinner's increment is seen by
+        // `wait_until_unpinned`, or the pinner sees this new generation and backs off.
         slot.generation
-            .store(pid.generation().wrapping_add(1), Ordering::Release);
+            .store(pid.generation().wrapping_add(1), Ordering::SeqCst);
         true
+    }
+
+    /// Hold `pid`'s record alive: while the guard lives, a retired record is not freed (its
+    /// owner calls [`ProcessTable::wait_until_unpinned`] between retiring and freeing). `None`
+    /// for a pid that no longer (or never) resolves. Hold it briefly, with no lock and no
+    /// switch in between: an exiting core spins on it.
+    pub fn pin(&self, pid: Pid) -> Option<Pinned<'_>> {
+        let slot = self.slot(pid.index())?;
+        slot.pins.fetch_add(1, Ordering::SeqCst);
+        let record = NonNull::new(slot.record.load(Ordering::Acquire));
+        match record {
+            Some(record) if slot.generation.load(Ordering::SeqCst) == pid.generation() => {
+                Some(Pinned { slot, record })
+            }
+            _ => {
+                slot.pins.fetch_sub(1, Ordering::Release);
+                None
+            }
+        }
+    }
+
+    /// After [`ProcessTable::retire`]: wait until every pin taken before it is released. New
+    /// pins fail from the retire on, so this ends as soon as the current holders are done.
+    pub fn wait_until_unpinned(&self, index: u32) {
+        if let Some(slot) = self.slot(index) {
+            while slot.pins.load(Ordering::SeqCst) != 0 {
+                crate::sync::cpu_relax();
+            }
+        }
     }
 
     /// Second half of [`ProcessTable::release`]: the retired `index` may be handed out again.
@@ -186,6 +220,25 @@ impl ProcessTable {
 impl Default for ProcessTable {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A live process's record, held: see [`ProcessTable::pin`].
+pub struct Pinned<'a> {
+    slot: &'a Slot,
+    record: NonNull<()>,
+}
+
+impl Pinned<'_> {
+    /// The record; valid while the guard lives.
+    pub fn record(&self) -> NonNull<()> {
+        self.record
+    }
+}
+
+impl Drop for Pinned<'_> {
+    fn drop(&mut self) {
+        self.slot.pins.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -231,6 +284,26 @@ mod tests {
         assert_eq!(table.lookup(a), None);
         assert_eq!(table.lookup(b), Some(record(2)));
         assert_eq!(table.live(), 1);
+    }
+
+    #[test]
+    fn pins_hold_off_the_free_and_fail_after_retire() {
+        let table2: &'static ProcessTable = Box::leak(Box::new(ProcessTable::new()));
+        let pid = table2.allocate().unwrap();
+        table2.publish(pid, record(5));
+        let pinned = table2.pin(pid).expect("live");
+        assert_eq!(pinned.record(), record(5));
+        assert!(table2.retire(pid));
+        assert!(table2.pin(pid).is_none(), "no new pins after retire");
+        let waiter = std::thread::spawn(move || {
+            table2.wait_until_unpinned(pid.index());
+            table2.recycle(pid.index());
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!waiter.is_finished(), "the free waits for the pin");
+        drop(pinned);
+        waiter.join().unwrap();
+        assert_eq!(table2.live(), 0);
     }
 
     #[test]

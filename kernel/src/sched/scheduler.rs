@@ -163,9 +163,27 @@ impl Drop for KernelCall {
         let core = this_core();
         let depth = core.in_kernel.get() - 1;
         core.in_kernel.set(depth);
-        if depth == 0 && core.need_resched.get() && core.current.get().is_some() {
-            yield_now();
+        if depth == 0
+            && let Some(current) = core.current.get()
+        {
+            // SAFETY: the running process's record is live.
+            let signals = unsafe { current.as_ref() }.signals.pending();
+            if signals || core.need_resched.get() {
+                leaving_kernel(signals);
+            }
         }
+    }
+}
+
+/// A process leaves its last kernel call with work waiting: signals to apply (an exit
+/// signal may end it here), or a reschedule the tick or its reductions asked for.
+#[cold]
+fn leaving_kernel(signals: bool) {
+    if signals {
+        crate::process::apply_pending_signals();
+    }
+    if this_core().need_resched.get() {
+        yield_now();
     }
 }
 
@@ -456,7 +474,21 @@ pub unsafe fn preempt_point(frame: &ExceptionFrame) {
     let Some(current) = core.current.get() else {
         return;
     };
-    if core.in_kernel.get() != 0 || !core.need_resched.get() {
+    if core.in_kernel.get() != 0 {
+        return;
+    }
+    // SAFETY: the current process is live while it runs.
+    if unsafe { current.as_ref() }.signals.pending() {
+        // Exit signals reach even a process that never makes a kernel call.
+        let kernel = KernelCall::enter();
+        // SAFETY: as above.
+        let outcome = crate::process::signals::handle(unsafe { current.as_ref() });
+        leave_handler(kernel);
+        if let Err(reason) = outcome {
+            crate::process::kill_current_from_handler(reason);
+        }
+    }
+    if !core.need_resched.get() {
         return;
     }
     if core.queued.load(Ordering::Relaxed) == 0 {

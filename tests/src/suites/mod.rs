@@ -4,6 +4,7 @@
 
 mod boot;
 mod memory;
+mod messages;
 mod mmu;
 mod process;
 mod selftest;
@@ -19,6 +20,7 @@ pub static ALL: &[Suite] = &[
     mmu::SUITE,
     memory::SUITE,
     process::SUITE,
+    messages::SUITE,
 ];
 
 /// Run only on request: the harness's own check of its abort-and-resume path.

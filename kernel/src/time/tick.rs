@@ -21,6 +21,8 @@ struct CoreTicks {
     ticks: AtomicU64,
     missed: AtomicU64,
     deadline: AtomicU64,
+    /// Counter value when the tick started: tick `k` is due at `epoch + k * period`.
+    epoch: AtomicU64,
     /// Counter value when the last tick's handler ran.
     last_tick_at: AtomicU64,
 }
@@ -30,6 +32,7 @@ static CORES: [CoreTicks; MAX_CORES] = [const {
         ticks: AtomicU64::new(0),
         missed: AtomicU64::new(0),
         deadline: AtomicU64::new(0),
+        epoch: AtomicU64::new(0),
         last_tick_at: AtomicU64::new(0),
     }
 }; MAX_CORES];
@@ -57,11 +60,38 @@ pub fn timer_intid() -> u32 {
 
 /// Start this core's periodic tick (its interrupt must be enabled at the GIC).
 pub fn start_this_core() {
-    let deadline = timer::counter() + tick_period();
-    CORES[cpu::core_index()]
-        .deadline
-        .store(deadline, Ordering::Relaxed);
+    let now = timer::counter();
+    let core = &CORES[cpu::core_index()];
+    core.epoch.store(now, Ordering::Relaxed);
+    let deadline = now + tick_period();
+    core.deadline.store(deadline, Ordering::Relaxed);
     timer::set_deadline(deadline);
+}
+
+/// This core's time in whole tick periods since its tick started: the unit of its timer
+/// wheel. Tick `k` is due exactly when this becomes `k`, so a timer due at unit `u` fires on
+/// the tick that begins unit `u`.
+pub fn period_now() -> u64 {
+    let core = &CORES[cpu::core_index()];
+    (timer::counter() - core.epoch.load(Ordering::Relaxed)) / tick_period()
+}
+
+/// The first whole period of this core at or after counter value `at` (rounded up, so a
+/// timer for it never fires early).
+pub fn period_at_or_after(at: u64) -> u64 {
+    let core = &CORES[cpu::core_index()];
+    at.saturating_sub(core.epoch.load(Ordering::Relaxed))
+        .div_ceil(tick_period())
+}
+
+/// The counter value at which period `period` of core `core` begins.
+pub fn period_start(core: usize, period: u64) -> u64 {
+    CORES[core].epoch.load(Ordering::Relaxed) + period * tick_period()
+}
+
+/// Milliseconds as counter ticks.
+pub fn ms_to_counter(ms: u64) -> u64 {
+    (ms as u128 * timer::frequency() as u128 / 1000) as u64
 }
 
 /// The timer interrupt.
