@@ -236,10 +236,15 @@ pub struct Posted {
 }
 
 impl Posted {
-    /// Sleeps in WFE; the worker signals completion with SEV.
+    /// Sleeps in WFI until the work is done, looking after every interrupt (at least each
+    /// tick of this core). Not WFE: under `-icount`, a WFE loop on one vCPU while the worker
+    /// sleeps in WFI can stop QEMU's virtual clock, and with it every timer (seen with QEMU
+    /// 7.2 at 250 Hz on 4 vCPUs).
     pub fn wait(self) {
         let slot = &CORES[self.core];
-        wait_for_event_until(|| slot.work_completed.load(Ordering::Acquire) >= self.sequence);
+        while slot.work_completed.load(Ordering::Acquire) < self.sequence {
+            cpu::wait_for_interrupt();
+        }
     }
 
     pub fn is_done(&self) -> bool {

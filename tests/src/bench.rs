@@ -38,6 +38,19 @@ pub fn run(mode: Option<&str>) -> ! {
             let (gap, unit) = hog_max_gap();
             println!("bench hog_max_gap {gap} {unit}");
             figure("max_idle_processes_1g", max_idle_processes(), "processes");
+            figure(
+                "send_receive",
+                send_receive(Clock::Instructions, ROUND_TRIPS),
+                "instructions",
+            );
+            let (_, few) = timer_insert_cancel(0);
+            figure("timer_insert_cancel_0_pending", few, "instructions");
+            let (_, many) = timer_insert_cancel(100_000);
+            figure("timer_insert_cancel", many, "instructions");
+            // The ticker again, where guest time is instructions: deterministic, no host noise.
+            let (p99, max) = ticker_latency();
+            figure("ticker_latency_icount_p99_us", p99, "us");
+            figure("ticker_latency_icount_max_us", max, "us");
         }
         Some("wall") => {
             figure(
@@ -46,8 +59,28 @@ pub fn run(mode: Option<&str>) -> ! {
                 "ns",
             );
             figure("spawn_ns", median(|| spawn_exit(Clock::Nanoseconds)), "ns");
+            figure(
+                "pingpong_roundtrip_ns",
+                send_receive(Clock::Nanoseconds, 500_000),
+                "ns",
+            );
+            figure("ring_hop_ns_smp1", ring_hop_ns(), "ns");
+            let (p99, max) = ticker_latency();
+            figure("ticker_latency_p99_us", p99, "us");
+            figure("ticker_latency_max_us", max, "us");
         }
-        Some("wall_smp") => {}
+        Some("profile_send") => {
+            // For profiling with QEMU's exec log: a short ping-pong and nothing else.
+            figure(
+                "send_receive",
+                send_receive(Clock::Instructions, 200),
+                "instructions",
+            );
+        }
+        Some("wall_smp") => {
+            figure("ring_hop_ns_smp4", ring_hop_ns(), "ns");
+            figure("cross_core_wake_ns", median(cross_core_wake), "ns");
+        }
         other => {
             println!("bench: unknown mode {other:?} (icount, wall or wall_smp)");
             boot::exit(1)
@@ -262,4 +295,195 @@ fn hog_max_gap() -> (alloc::string::String, &'static str) {
         alloc::format!("{}.{:02}", hundredths / 100, hundredths % 100),
         "slices",
     )
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages and timers.
+
+use kernel::process::Timeout;
+use kernel::smp;
+
+const ROUND_TRIPS: u64 = 20_000;
+
+/// Ping-pong between two processes on one core: cost per round trip (two sends, two
+/// receives, two switches).
+fn send_receive(clock: Clock, rounds: u64) -> u64 {
+    fn ponger(_: Term) {
+        loop {
+            let m = process::receive(Timeout::Infinity).unwrap();
+            let Some(from) = m.as_pid() else { return };
+            process::send(from, &Term::atom(kernel::msg::atom::OK));
+        }
+    }
+    fn pinger(arg: Term) {
+        let rounds = arg.as_int().unwrap() as u64;
+        let me = Term::pid(process::self_pid());
+        let pong = process::spawn(ponger, Term::nil()).unwrap();
+        // Warm-up round: the ponger is waiting in receive from here on.
+        process::send(pong, &me);
+        process::receive(Timeout::Infinity).unwrap();
+        let start = current_clock().now();
+        for _ in 0..rounds {
+            process::send(pong, &me);
+            process::receive(Timeout::Infinity).unwrap();
+        }
+        let end = current_clock().now();
+        process::send(pong, &Term::nil());
+        RESULT.store((end - start) / rounds, Ordering::SeqCst);
+    }
+    set_clock(clock);
+    run_process(pinger, Term::int(rounds as i64));
+    RESULT.load(Ordering::SeqCst)
+}
+
+/// Insert and cancel one timer with `pending` others armed: instructions per pair.
+fn timer_insert_cancel(pending: usize) -> (usize, u64) {
+    fn body(arg: Term) {
+        let pending = arg.as_int().unwrap() as u64;
+        let me = process::self_pid();
+        let msg = Term::nil();
+        let armed: Vec<process::TimerRef> = (0..pending)
+            .map(|i| process::send_after(3_600_000 + i, me, msg.as_ref()).unwrap())
+            .collect();
+        const PAIRS: u64 = 2_000;
+        let start = pmu::cycles();
+        for _ in 0..PAIRS {
+            let t = process::send_after(60_000, me, msg.as_ref()).unwrap();
+            process::cancel_timer(t);
+        }
+        let end = pmu::cycles();
+        for t in armed {
+            process::cancel_timer(t);
+        }
+        RESULT.store((end - start) / PAIRS, Ordering::SeqCst);
+    }
+    run_process(body, Term::int(pending as i64));
+    (pending, RESULT.load(Ordering::SeqCst))
+}
+
+const RING: usize = 1_000;
+const RING_ROUNDS: u64 = 100;
+
+/// A ring of 1,000 processes spread over every online core, passing a token for
+/// `RING_ROUNDS` rounds: wall nanoseconds per hop.
+fn ring_hop_ns() -> u64 {
+    fn member(_: Term) {
+        let next = process::receive(Timeout::Infinity)
+            .unwrap()
+            .as_pid()
+            .unwrap();
+        loop {
+            let token = process::receive(Timeout::Infinity).unwrap();
+            let n = token.as_int().unwrap();
+            process::send(next, &Term::int(n));
+            if n == 0 {
+                return;
+            }
+        }
+    }
+    fn driver(_: Term) {
+        let me = process::self_pid();
+        let cores: Vec<usize> = smp::online_cores().collect();
+        let members: Vec<Pid> = (0..RING - 1)
+            .map(|i| {
+                let core = cores[i % cores.len()];
+                process::spawn_opt(member, Term::nil(), SpawnOpts::new().core(core)).unwrap()
+            })
+            .collect();
+        for (i, &m) in members.iter().enumerate() {
+            let next = members.get(i + 1).copied().unwrap_or(me);
+            process::send(m, &Term::pid(next));
+        }
+        let hops = RING_ROUNDS * RING as u64;
+        let start = kernel::time::now_ns();
+        // One token per round, numbered down to 0; the last round also stops the members.
+        for round in (0..RING_ROUNDS as i64).rev() {
+            process::send(members[0], &Term::int(round));
+            let back = process::receive(Timeout::Infinity)
+                .unwrap()
+                .as_int()
+                .unwrap();
+            assert_eq!(back, round);
+        }
+        let end = kernel::time::now_ns();
+        RESULT.store((end - start) / hops, Ordering::SeqCst);
+    }
+    run_process(driver, Term::nil());
+    RESULT.load(Ordering::SeqCst)
+}
+
+/// Send to a process waiting on another core; nanoseconds until it runs.
+fn cross_core_wake() -> u64 {
+    static SENT_AT: AtomicU64 = AtomicU64::new(0);
+    fn sleeper(arg: Term) {
+        let back = arg.as_pid().unwrap();
+        process::send(back, &Term::nil());
+        let _ = process::receive(Timeout::Infinity);
+        let woke = kernel::time::now_ns();
+        RESULT.store(woke - SENT_AT.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+    fn waker(_: Term) {
+        let me = process::self_pid();
+        let far = smp::online_cores().last().unwrap();
+        let pid = process::spawn_opt(sleeper, Term::pid(me), SpawnOpts::new().core(far)).unwrap();
+        let _ = process::receive(Timeout::Infinity);
+        process::sleep(5); // let it go to sleep in receive
+        SENT_AT.store(kernel::time::now_ns(), Ordering::SeqCst);
+        process::send(pid, &Term::nil());
+    }
+    let before = process::count();
+    process::spawn(waker, Term::nil()).unwrap();
+    sched::run_until(|| process::count() == before);
+    RESULT.load(Ordering::SeqCst)
+}
+
+const TICKS: usize = 2_000;
+static TICKER_LATE: IrqMutexVec = IrqMutexVec::new();
+
+struct IrqMutexVec(kernel::sync::IrqMutex<Vec<u64>>);
+impl IrqMutexVec {
+    const fn new() -> Self {
+        Self(kernel::sync::IrqMutex::new(Vec::new()))
+    }
+}
+
+/// A process woken every millisecond by a timer while a CPU-bound process shares its core:
+/// how late it runs, p99 and max, in microseconds.
+fn ticker_latency() -> (u64, u64) {
+    static STOP_HOG: AtomicBool = AtomicBool::new(false);
+    fn hog(_: Term) {
+        while !STOP_HOG.load(Ordering::Relaxed) {
+            core::hint::spin_loop();
+        }
+    }
+    fn ticker(_: Term) {
+        let mut late = Vec::with_capacity(TICKS);
+        let mut due = kernel::time::now_ns();
+        for _ in 0..TICKS {
+            due += 1_000_000;
+            let now = kernel::time::now_ns();
+            if due > now {
+                process::sleep((due - now).div_ceil(1_000_000));
+            }
+            late.push(kernel::time::now_ns().saturating_sub(due));
+        }
+        STOP_HOG.store(true, Ordering::Relaxed);
+        // Kernel state must not keep a block of this process's heap: copy it out.
+        *TICKER_LATE.0.lock() = kernel::mem::in_kernel_heap(|| late.clone());
+    }
+    STOP_HOG.store(false, Ordering::Relaxed);
+    let before = process::count();
+    process::spawn(hog, Term::nil()).unwrap();
+    process::spawn_opt(
+        ticker,
+        Term::nil(),
+        SpawnOpts::new().priority(kernel::sched::Priority::High),
+    )
+    .unwrap();
+    sched::run_until(|| process::count() == before);
+    let mut late = core::mem::take(&mut *TICKER_LATE.0.lock());
+    late.sort_unstable();
+    let p99 = late[late.len() * 99 / 100] / 1000;
+    let max = late[late.len() - 1] / 1000;
+    (p99, max)
 }

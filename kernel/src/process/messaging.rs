@@ -45,6 +45,7 @@ pub fn send(to: Pid, msg: &Term) {
 pub fn send_ref(to: Pid, msg: TermRef<'_>) {
     let kernel = KernelCall::enter();
     let result = signals::send_message(to, msg);
+    scheduler::count_message();
     scheduler::charge(SEND_REDUCTIONS);
     drop(kernel);
     if result == Err(DeliveryError::OutOfMemory) {

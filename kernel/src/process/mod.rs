@@ -20,6 +20,8 @@ pub mod signals;
 #[cfg(target_os = "none")]
 pub mod stack;
 #[cfg(target_os = "none")]
+pub mod supervisor;
+#[cfg(target_os = "none")]
 pub mod timers;
 
 #[cfg(target_os = "none")]
@@ -33,9 +35,10 @@ pub use pid::Pid;
 pub use registry::{RegistryError, register, unregister, whereis};
 #[cfg(target_os = "none")]
 pub use runtime::{
-    ExitReason, Process, SpawnError, SpawnOpts, State, count, current_heap, current_pid, exit,
-    exited_total, free_pages, heap_exhausted, is_alive, kill_current_from_handler, park,
-    self_heap_bytes, self_pid, self_reductions, set_exit_hook, spawn, spawn_opt, unpark, yield_now,
+    ExitReason, Info, Process, SpawnError, SpawnOpts, State, count, current_heap, current_pid,
+    exit, exited_total, free_pages, heap_exhausted, info, is_alive, kill_current_from_handler,
+    park, pids, self_heap_bytes, self_pid, self_reductions, set_exit_hook, spawn, spawn_opt,
+    unpark, yield_now,
 };
 #[cfg(target_os = "none")]
 pub use timers::{TimerRef, cancel_timer, send_after};

@@ -1,7 +1,7 @@
 //! The life of a process: its record, spawn, the first run, parking, and exit.
 //!
 //! A process record lives at the top of the process's first stack page (see `stack`), so a
-//! process that does nothing costs one frame plus its share of a page table and a 16-byte
+//! process that does nothing costs one frame plus its share of a page table and a 24-byte
 //! table slot. The record is freed with the stack at exit: nothing may keep a pointer to it
 //! beyond that; everyone else names processes by [`Pid`] and looks them up in the table.
 //!
@@ -439,7 +439,7 @@ fn create(
     TABLE.publish(pid, record.cast());
     scheduler::count_spawn(core);
     // SAFETY: live, runnable, in no queue, running nowhere.
-    unsafe { scheduler::enqueue(core, record) };
+    unsafe { scheduler::enqueue(core, record, false) };
     Ok(pid)
 }
 
@@ -530,6 +530,9 @@ fn finish_exit(record: NonNull<Process>) -> ! {
     if let Some(hook) = exit_hook() {
         hook(pid, &reason);
     }
+    if !is_clean_exit(reason.as_ref()) {
+        scheduler::count_crash();
+    }
     // Links, monitors, the name, and what is left in the mailbox.
     signals::on_exit(process, reason.as_ref());
     // The process will never run again; its heap's blocks die with it.
@@ -541,6 +544,15 @@ fn finish_exit(record: NonNull<Process>) -> ! {
     TABLE.recycle(pid.index());
     EXITED.fetch_add(1, Ordering::Relaxed);
     scheduler::switch_after_exit()
+}
+
+/// `normal`, `shutdown` or `{shutdown, _}`: the reasons that are not crashes (OTP's view).
+pub fn is_clean_exit(reason: crate::msg::TermRef<'_>) -> bool {
+    reason.is_atom(atom::NORMAL)
+        || reason.is_atom(atom::SHUTDOWN)
+        || reason
+            .as_tuple()
+            .is_some_and(|t| t.len() == 2 && t.get(0).is_some_and(|a| a.is_atom(atom::SHUTDOWN)))
 }
 
 /// Total processes that have exited, all cores.
@@ -657,7 +669,7 @@ pub(crate) fn wake(process: &Process, record: NonNull<Process>) {
             if enqueue {
                 let saved = irq::save_and_mask();
                 // SAFETY: it was Waiting: in no queue, not running; we won the transition.
-                unsafe { scheduler::enqueue(process.home_core(), record) };
+                unsafe { scheduler::enqueue(process.home_core(), record, true) };
                 irq::restore(saved);
             }
             return;
@@ -695,6 +707,59 @@ pub fn self_reductions() -> u64 {
 pub fn self_heap_bytes() -> usize {
     // SAFETY: the running process's record is live.
     scheduler::current().map_or(0, |p| unsafe { p.as_ref() }.heap_bytes())
+}
+
+/// A snapshot of one process, for the console and for tests (`process_info`).
+#[derive(Clone, Copy, Debug)]
+pub struct Info {
+    pub pid: Pid,
+    pub state: State,
+    pub priority: Priority,
+    pub core: usize,
+    pub reductions: u64,
+    pub heap_bytes: usize,
+    pub stack_bytes: usize,
+    /// Bytes of messages and signals delivered and not yet taken.
+    pub mailbox_bytes: usize,
+    pub messages_received: u64,
+    pub registered: Option<crate::msg::Atom>,
+    pub trap_exit: bool,
+}
+
+/// A snapshot of `pid` (taken while the process may be running elsewhere: the numbers are
+/// a moment's, not a consistent set), or `None` if it is not alive.
+pub fn info(pid: Pid) -> Option<Info> {
+    let _kernel = KernelCall::enter();
+    let pinned = TABLE.pin(pid)?;
+    // SAFETY: pinned: live while the guard lives. The owner may be changing these plain
+    // counters meanwhile; each is a single aligned word read once, for display.
+    let p = unsafe { pinned.record().cast::<Process>().as_ref() };
+    // SAFETY: as above; volatile, so each is one load of a value another core may write.
+    let (reductions, heap_bytes, stack_low) = unsafe {
+        (
+            core::ptr::read_volatile(p.reductions.as_ptr()),
+            p.heap.reserved_bytes(),
+            core::ptr::read_volatile(p.stack_low.as_ptr()),
+        )
+    };
+    Some(Info {
+        pid,
+        state: p.state(),
+        priority: p.priority,
+        core: p.home_core(),
+        reductions,
+        heap_bytes,
+        stack_bytes: (p.stack_top - stack_low) as usize,
+        mailbox_bytes: p.signals.queued_bytes(),
+        messages_received: p.signals.received(),
+        registered: p.signals.registered_name(),
+        trap_exit: p.signals.trapping_exits(),
+    })
+}
+
+/// Every live pid, in table order (a snapshot).
+pub fn pids(mut f: impl FnMut(Pid)) {
+    TABLE.for_each(|pid, _| f(pid));
 }
 
 /// Free pages, for memory accounting in tests and benchmarks.

@@ -101,6 +101,14 @@ impl SignalState {
         self.trap_exit.get()
     }
 
+    /// Its registered name, if any.
+    pub fn registered_name(&self) -> Option<Atom> {
+        match self.registered.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(Atom::from_index(n - 1)),
+        }
+    }
+
     /// Messages taken by receives so far.
     pub fn received(&self) -> u64 {
         self.received.get()

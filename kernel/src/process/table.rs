@@ -15,7 +15,7 @@ use alloc::boxed::Box;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
-/// Slots per segment (64 KiB of slots).
+/// Slots per segment (96 KiB of 24-byte slots).
 pub const SEGMENT_SLOTS: usize = 4096;
 /// Segments at most: 2^24 processes (16.7 million) in all. The pointers to them cost 32 KiB.
 pub const MAX_SEGMENTS: usize = 4096;

@@ -144,6 +144,14 @@ pub fn cancel_timer(timer: TimerRef) -> Option<u64> {
     Some(crate::time::counter_to_ns(left).div_ceil(1_000_000))
 }
 
+/// When this core's next timer is due (a counter value, never later than the earliest
+/// pending deadline), for an idle core that stops its tick; `None` with no timer pending.
+pub(crate) fn next_deadline_counter() -> Option<u64> {
+    let core = cpu::core_index();
+    let next = WHEELS[core].lock().next_deadline()?;
+    Some(crate::time::period_start(core, next))
+}
+
 /// Timers pending on core `core` (for the console and tests).
 pub fn pending(core: usize) -> usize {
     WHEELS[core].lock().len()

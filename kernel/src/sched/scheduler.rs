@@ -26,7 +26,9 @@ use crate::process::Process;
 use crate::sync::{IrqMutex, irq};
 use core::cell::{Cell, UnsafeCell};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
+use core::sync::atomic::{
+    AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
 
 /// Reductions in a slice (boot argument `reductions=`).
 static SLICE: AtomicU32 = AtomicU32::new(DEFAULT_SLICE_REDUCTIONS);
@@ -42,9 +44,15 @@ pub struct CoreStats {
     pub reductions: AtomicU64,
     /// Nanoseconds spent asleep with nothing to run.
     pub idle_ns: AtomicU64,
+    /// Times the core woke from a tickless sleep.
+    pub idle_wakeups: AtomicU64,
     /// Processes spawned to run here, and processes that exited here.
     pub spawned: AtomicU64,
     pub exited: AtomicU64,
+    /// Messages sent from this core.
+    pub messages: AtomicU64,
+    /// Processes that ended here abnormally (a reason other than `normal` or `shutdown`).
+    pub crashes: AtomicU64,
 }
 
 /// Add to a counter only its own core writes: a plain load and store, no atomic
@@ -61,8 +69,11 @@ pub struct Snapshot {
     pub preemptions: u64,
     pub reductions: u64,
     pub idle_ns: u64,
+    pub idle_wakeups: u64,
     pub spawned: u64,
     pub exited: u64,
+    pub messages: u64,
+    pub crashes: u64,
     pub runnable: usize,
 }
 
@@ -78,8 +89,17 @@ pub struct CoreSched {
     /// Set while the kernel context is about to sleep or sleeping: an enqueue from another
     /// core must wake it.
     sleeping: AtomicBool,
+    /// The running process's priority (`Priority as u8`), or `IDLE_PRIORITY` for the kernel
+    /// context: a process of higher priority made runnable here preempts it.
+    running_priority: AtomicU8,
+    /// Set by another core that queued a process of higher priority than the one running
+    /// here (with an IPI): the next preemption point reschedules.
+    preempt_requested: AtomicBool,
     pub stats: CoreStats,
 }
+
+/// `running_priority` while the kernel context runs.
+const IDLE_PRIORITY: u8 = 0xff;
 
 // SAFETY: the Cell fields are touched only by the owning core (module invariants); the
 // rest are atomics or behind the queue's lock.
@@ -95,13 +115,18 @@ static CORES: [CoreSched; MAX_CORES] = [const {
         queue: IrqMutex::new(RunQueue::new()),
         queued: AtomicUsize::new(0),
         sleeping: AtomicBool::new(false),
+        running_priority: AtomicU8::new(IDLE_PRIORITY),
+        preempt_requested: AtomicBool::new(false),
         stats: CoreStats {
             switches: AtomicU64::new(0),
             preemptions: AtomicU64::new(0),
             reductions: AtomicU64::new(0),
             idle_ns: AtomicU64::new(0),
+            idle_wakeups: AtomicU64::new(0),
             spawned: AtomicU64::new(0),
             exited: AtomicU64::new(0),
+            messages: AtomicU64::new(0),
+            crashes: AtomicU64::new(0),
         },
     }
 }; MAX_CORES];
@@ -219,6 +244,16 @@ pub fn charge(reductions: u32) {
     irq::restore(saved);
 }
 
+/// Count a message sent from this core (atomic: timers send from the tick handler too).
+pub fn count_message() {
+    this_core().stats.messages.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Count an abnormal exit on this core.
+pub fn count_crash() {
+    bump(&this_core().stats.crashes, 1);
+}
+
 /// Count a process spawned to run on `core_index` (from any core: an atomic add).
 pub fn count_spawn(core_index: usize) {
     CORES[core_index]
@@ -227,23 +262,38 @@ pub fn count_spawn(core_index: usize) {
         .fetch_add(1, Ordering::Relaxed);
 }
 
-/// Put `process` on `core_index`'s run queue and wake that core if it sleeps.
+/// Put `process` on `core_index`'s run queue and wake that core if it sleeps. With
+/// `preempt` (a process woken from a wait), a process more urgent than the one running
+/// there preempts it at once instead of at the end of its slice; a spawn just queues.
 ///
 /// # Safety
 /// `process` is live, runnable, in no queue and not running anywhere.
-pub unsafe fn enqueue(core_index: usize, process: NonNull<Process>) {
+pub unsafe fn enqueue(core_index: usize, process: NonNull<Process>, preempt: bool) {
     let target = &CORES[core_index];
+    // SAFETY: per the caller.
+    let priority = unsafe { process.as_ref() }.priority() as u8;
     {
         let mut queue = target.queue.lock();
         // SAFETY: per the caller.
         unsafe { queue.push(process) };
         target.queued.store(queue.len(), Ordering::Relaxed);
     }
-    if core_index != cpu::core_index() {
+    // A process more urgent than the running one preempts it at once (wake-up preemption),
+    // not at the end of its slice. The kernel context counts as less urgent than anything.
+    let running = target.running_priority.load(Ordering::Relaxed);
+    let urgent = preempt && running != IDLE_PRIORITY && priority > running;
+    if core_index == cpu::core_index() {
+        if urgent {
+            target.need_resched.set(true);
+        }
+    } else {
+        if urgent {
+            target.preempt_requested.store(true, Ordering::Relaxed);
+        }
         // Pairs with the fence in `idle`: either the sleeper sees the queued process before
         // it sleeps, or we see it sleeping and ring.
         fence(Ordering::SeqCst);
-        if target.sleeping.load(Ordering::Relaxed) {
+        if urgent || target.sleeping.load(Ordering::Relaxed) {
             crate::smp::ring_doorbell(core_index);
         }
     }
@@ -284,6 +334,8 @@ fn install(core: &CoreSched, next: NonNull<Process>) {
     core.in_kernel.set(process.saved_in_kernel.get());
     core.need_resched.set(false);
     core.budget.set(Budget::full(slice_reductions()));
+    core.running_priority
+        .store(process.priority() as u8, Ordering::Relaxed);
     process.set_running();
     bump(&core.stats.switches, 1);
 }
@@ -387,6 +439,8 @@ pub fn block_current() {
         }
         None => {
             core.current.set(None);
+            core.running_priority
+                .store(IDLE_PRIORITY, Ordering::Relaxed);
             core.in_kernel.set(0);
             bump(&core.stats.switches, 1);
             // SAFETY: a process runs, so the kernel context is saved at `kernel_sp`.
@@ -421,7 +475,22 @@ pub fn run_ready() -> bool {
 }
 
 /// The kernel context with nothing else to do: run processes, or sleep until an interrupt.
+/// While it sleeps the core's periodic tick is off: its timer goes off only when its next
+/// process timer is due (tickless idle), so an idle core takes no periodic interrupts.
 pub fn idle() {
+    sleep_until_work(true);
+}
+
+/// From the kernel context: run processes and sleep until `done()` holds. The condition may
+/// depend on other cores (which do not wake this one when it becomes true), so the tick
+/// stays on: `done()` is checked at least once per tick.
+pub fn run_until(mut done: impl FnMut() -> bool) {
+    while !done() {
+        sleep_until_work(false);
+    }
+}
+
+fn sleep_until_work(tickless: bool) {
     if run_ready() {
         return;
     }
@@ -431,20 +500,22 @@ pub fn idle() {
     fence(Ordering::SeqCst);
     if core.queued.load(Ordering::Relaxed) == 0 {
         let start = crate::time::now_ns();
+        if tickless {
+            crate::time::suspend_tick(crate::process::timers::next_deadline_counter());
+        }
         // With IRQs masked, a pending interrupt still ends WFI; it is taken after the
         // restore below.
         cpu::wait_for_interrupt();
+        if tickless {
+            crate::time::resume_tick();
+            bump(&core.stats.idle_wakeups, 1);
+            // What woke us may be a timer deadline: fire what is due (it may queue work).
+            crate::process::timers::on_tick();
+        }
         bump(&core.stats.idle_ns, crate::time::now_ns() - start);
     }
     core.sleeping.store(false, Ordering::Relaxed);
     irq::restore(saved);
-}
-
-/// From the kernel context: run processes and sleep until `done()` holds.
-pub fn run_until(mut done: impl FnMut() -> bool) {
-    while !done() {
-        idle();
-    }
 }
 
 /// The timer tick, in its interrupt handler: charge the running process for the time.
@@ -488,6 +559,9 @@ pub unsafe fn preempt_point(frame: &ExceptionFrame) {
             crate::process::kill_current_from_handler(reason);
         }
     }
+    if core.preempt_requested.swap(false, Ordering::Relaxed) {
+        core.need_resched.set(true);
+    }
     if !core.need_resched.get() {
         return;
     }
@@ -527,6 +601,8 @@ pub unsafe fn preempt_point(frame: &ExceptionFrame) {
 pub fn switch_after_exit() -> ! {
     let core = this_core();
     core.current.set(None);
+    core.running_priority
+        .store(IDLE_PRIORITY, Ordering::Relaxed);
     core.in_kernel.set(0);
     bump(&core.stats.exited, 1);
     match pop(core) {
@@ -554,8 +630,11 @@ pub fn snapshot(core_index: usize) -> Snapshot {
         preemptions: s.preemptions.load(Ordering::Relaxed),
         reductions: s.reductions.load(Ordering::Relaxed),
         idle_ns: s.idle_ns.load(Ordering::Relaxed),
+        idle_wakeups: s.idle_wakeups.load(Ordering::Relaxed),
         spawned: s.spawned.load(Ordering::Relaxed),
         exited: s.exited.load(Ordering::Relaxed),
+        messages: s.messages.load(Ordering::Relaxed),
+        crashes: s.crashes.load(Ordering::Relaxed),
         runnable: core.queued.load(Ordering::Relaxed),
     }
 }

@@ -68,6 +68,29 @@ pub fn start_this_core() {
     timer::set_deadline(deadline);
 }
 
+/// Stop this core's periodic tick while it idles: its timer goes off only at `until` (a
+/// counter value: the next timer wheel deadline), or never. An idle core then takes no
+/// periodic interrupts. IRQs masked; undo with [`resume_tick`] before anything else runs.
+pub fn suspend_tick(until: Option<u64>) {
+    match until {
+        Some(deadline) => timer::set_deadline(deadline),
+        None => timer::stop(),
+    }
+}
+
+/// Restart this core's periodic tick after [`suspend_tick`], in phase with its epoch: the
+/// next tick is the next period boundary. The periods slept through are neither ticks nor
+/// missed ticks. IRQs masked.
+pub fn resume_tick() {
+    let core = &CORES[cpu::core_index()];
+    let period = tick_period();
+    let epoch = core.epoch.load(Ordering::Relaxed);
+    let now = timer::counter();
+    let next = epoch + ((now - epoch) / period + 1) * period;
+    core.deadline.store(next, Ordering::Relaxed);
+    timer::set_deadline(next);
+}
+
 /// This core's time in whole tick periods since its tick started: the unit of its timer
 /// wheel. Tick `k` is due exactly when this becomes `k`, so a timer due at unit `u` fires on
 /// the tick that begins unit `u`.

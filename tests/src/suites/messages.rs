@@ -290,11 +290,15 @@ fn sleep_is_never_early_and_at_most_a_tick_late() {
             process::sleep(ms);
             let slept = kernel::time::now_ns() - start;
             assert!(slept >= ms * 1_000_000, "slept {slept} ns for {ms} ms");
-            // Within one tick after the deadline, plus scheduling slack under emulation.
-            assert!(
-                slept <= ms * 1_000_000 + 3 * tick_ns() + 2_000_000,
-                "slept {slept} ns for {ms} ms"
-            );
+            // Within one tick after the deadline where time is exact (icount: the tick
+            // rounds the deadline up, so two tick lengths bound it); under real-time
+            // emulation on a shared host the vCPU may be descheduled: a gross bound only.
+            let slack = if kernel::boot::info().args.flag("icount") {
+                2 * tick_ns()
+            } else {
+                200_000_000
+            };
+            assert!(slept <= ms * 1_000_000 + slack, "slept {slept} ns for {ms} ms");
         }
     });
 }

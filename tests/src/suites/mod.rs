@@ -9,6 +9,7 @@ mod mmu;
 mod process;
 mod selftest;
 mod smp;
+mod supervisor;
 mod timer;
 
 use kernel::testing::Suite;
@@ -21,6 +22,7 @@ pub static ALL: &[Suite] = &[
     memory::SUITE,
     process::SUITE,
     messages::SUITE,
+    supervisor::SUITE,
 ];
 
 /// Run only on request: the harness's own check of its abort-and-resume path.

@@ -1,5 +1,6 @@
-//! Time: every core ticks, at exactly the configured rate under `-icount` (deterministic
-//! emulation), and the clock is monotonic across cores.
+//! Time: every busy core ticks, at exactly the configured rate under `-icount`
+//! (deterministic emulation); an idle core does not tick (tickless idle) yet wakes for its
+//! timers on time; the clock is monotonic across cores.
 use super::{expected, wait_until};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::arch::cpu;
@@ -10,20 +11,70 @@ pub const SUITE: Suite = Suite {
     name: "timer",
     cases: test_cases![
         every_core_ticks,
+        idle_core_takes_no_ticks_but_wakes_for_timers,
         tick_period_matches_configured_rate,
         ticks_arrive_exactly_at_the_configured_rate,
         clock_is_monotonic_across_cores,
     ],
 };
 
-fn every_core_ticks() {
-    for core in smp::online_cores() {
-        let start = time::ticks(core);
-        assert!(
-            wait_until(1000, || time::ticks(core) >= start + 3),
-            "core {core} does not tick"
-        );
+/// Wait for three ticks on the calling core, busy (not idle, so its tick runs).
+fn three_ticks(_: usize) {
+    let core = cpu::core_index();
+    let start = time::ticks(core);
+    while time::ticks(core) < start + 3 {
+        cpu::wait_for_interrupt();
     }
+}
+
+fn every_core_ticks() {
+    three_ticks(0);
+    for core in smp::online_cores().filter(|&c| c != 0) {
+        smp::run_on(core, three_ticks, 0).unwrap();
+    }
+}
+
+static WOKE_AFTER_NS: AtomicU64 = AtomicU64::new(0);
+
+/// A core with nothing to do stops its tick; a process sleeping there still wakes on time.
+fn idle_core_takes_no_ticks_but_wakes_for_timers() {
+    use kernel::msg::Term;
+    use kernel::process::{self, SpawnOpts};
+    let core = smp::online_cores().last().unwrap();
+    if core == 0 {
+        return; // one core: core 0 runs this test, so it is never idle here
+    }
+    // Let it settle into idle, then watch it for 20 ms.
+    time::sleep_ns(2_000_000);
+    let ticks = time::ticks(core);
+    time::sleep_ns(20_000_000);
+    assert!(
+        time::ticks(core) <= ticks + 1,
+        "idle core {core} took {} ticks in 20 ms",
+        time::ticks(core) - ticks
+    );
+    let wakeups = kernel::sched::snapshot(core).idle_wakeups;
+    let pid = process::spawn_opt(
+        |_| {
+            let start = time::now_ns();
+            process::sleep(30);
+            WOKE_AFTER_NS.store(time::now_ns() - start, Ordering::SeqCst);
+        },
+        Term::nil(),
+        SpawnOpts::new().core(core),
+    )
+    .unwrap();
+    assert!(wait_until(2000, || !process::is_alive(pid)));
+    let slept = WOKE_AFTER_NS.load(Ordering::SeqCst);
+    let tick = 1_000_000_000 / time::tick_hz() as u64;
+    assert!(slept >= 30_000_000, "woke early: {slept} ns");
+    assert!(
+        slept <= 30_000_000 + 2 * tick + 5_000_000,
+        "woke late: {slept} ns"
+    );
+    // It slept through most of those 30 ms: a handful of wake-ups, not one per tick.
+    let woke = kernel::sched::snapshot(core).idle_wakeups - wakeups;
+    assert!(woke <= 6, "{woke} wake-ups for one sleep");
 }
 
 fn tick_period_matches_configured_rate() {
