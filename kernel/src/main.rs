@@ -75,13 +75,16 @@ mod demo {
             let core = (i % cores) as usize;
             let id = Atom::new(&alloc::format!("worker{i}"));
             pool = pool.child(
-                ChildSpec::new(id, worker, Term::int(i))
-                    .spawn_opts(SpawnOpts::new().core(core)),
+                ChildSpec::new(id, worker, Term::int(i)).spawn_opts(SpawnOpts::new().core(core)),
             );
         }
         SupervisorSpec::new(Strategy::OneForOne)
             .intensity(5, 10)
-            .child(ChildSpec::new(Atom::new("ring"), ring, term!({(RING_SIZE), 0})))
+            .child(ChildSpec::new(
+                Atom::new("ring"),
+                ring,
+                term!({(RING_SIZE), 0}),
+            ))
             .child(ChildSpec::supervisor(Atom::new("pool"), pool))
     }
 
@@ -103,7 +106,11 @@ mod demo {
 
     fn ring(arg: Term) {
         let t = arg.as_tuple().unwrap();
-        let n = t.get(0).and_then(|x| x.as_int()).unwrap_or(RING_SIZE).max(2) as usize;
+        let n = t
+            .get(0)
+            .and_then(|x| x.as_int())
+            .unwrap_or(RING_SIZE)
+            .max(2) as usize;
         let rounds = t.get(1).and_then(|x| x.as_int()).unwrap_or(0);
         let me = process::self_pid();
         let cores: Vec<usize> = smp::online_cores().collect();
@@ -243,15 +250,11 @@ mod demo {
                         }
                         print!("> ");
                     }
-                    0x08 | 0x7f => {
-                        if self.line.pop().is_some() {
-                            print!("\x08 \x08");
-                        }
-                    }
-                    b if b.is_ascii_graphic() || b == b' ' => {
-                        if self.line.push(b as char).is_ok() {
-                            print!("{}", b as char);
-                        }
+                    0x08 | 0x7f if self.line.pop().is_some() => print!("\x08 \x08"),
+                    b if (b.is_ascii_graphic() || b == b' ')
+                        && self.line.push(b as char).is_ok() =>
+                    {
+                        print!("{}", b as char)
                     }
                     _ => {}
                 }

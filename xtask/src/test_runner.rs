@@ -1,6 +1,7 @@
-//! `cargo xtask test`: host unit tests, then every on-target suite of the test kernel in every
-//! machine configuration (with reruns past a case that aborts its suite), then the harness
-//! checks (negative scenarios), then a summary whose last line is `N passed, M failed`.
+//! `cargo xtask test`: host unit tests, then the loom model checks (`--cfg loom`), then every
+//! on-target suite of the test kernel in every machine configuration (with reruns past a case
+//! that aborts its suite), then the harness checks (negative scenarios), then a summary whose
+//! last line is `N passed, M failed`.
 //!
 //! The on-target protocol: `ktest.bin` boots with `-append "semihosting=1 suite=<name>
 //! [skip=<k>] <config bootargs>"` and prints, per case, one line `test <suite>::<case> ... ok`
@@ -750,7 +751,7 @@ pub fn tally_host(lines: &[String], code: Option<i32>) -> HostTests {
     }
     if code != Some(0) && h.failed == 0 {
         h.problem = Some(format!(
-            "cargo test --workspace failed ({}) without a failing test: does it compile?",
+            "cargo test failed ({}) without a failing test: does it compile?",
             match code {
                 Some(c) => format!("exit code {c}"),
                 None => "killed by a signal".into(),
@@ -768,6 +769,25 @@ fn run_host_tests(filter: Option<&str>) -> Result<HostTests> {
         cmd.args(["--", f]);
     }
     println!("$ {}", display_command(&cmd));
+    let out = qemu::run_captured(&mut cmd, None, false, &mut |l| println!("{l}"))?;
+    Ok(tally_host(&out.lines, out.code))
+}
+
+/// The libtest filter that selects the loom model tests (every `loom_tests` module).
+const LOOM_TESTS: &str = "loom_tests";
+
+/// The loom model checks of the kernel's lock-free code: the kernel's unit tests built with
+/// `--cfg loom`, in release mode (loom is slow), in their own target directory so that the
+/// changed RUSTFLAGS do not invalidate the normal build.
+fn run_loom_tests() -> Result<HostTests> {
+    println!("== loom model tests");
+    let mut cmd = cargo();
+    cmd.args(["test", "-p", "kernel", "--release", "--lib", "--target-dir"]);
+    cmd.arg(workspace_root().join("target/loom"));
+    cmd.args(["--", LOOM_TESTS]);
+    cmd.env("RUSTFLAGS", "--cfg loom");
+    cmd.env_remove("CARGO_ENCODED_RUSTFLAGS");
+    println!("$ RUSTFLAGS='--cfg loom' {}", display_command(&cmd));
     let out = qemu::run_captured(&mut cmd, None, false, &mut |l| println!("{l}"))?;
     Ok(tally_host(&out.lines, out.code))
 }
@@ -838,6 +858,16 @@ pub fn run(profile: Profile, filter: Option<&str>) -> Result<u8> {
     if let Some(p) = &host.problem {
         println!("FAILED: {p}");
         other_failures.push(p.clone());
+    }
+    // 1b. Loom model tests, unless a --filter leaves them out.
+    let loom = if selected(filter, LOOM_TESTS) {
+        run_loom_tests()?
+    } else {
+        HostTests::default()
+    };
+    if let Some(p) = &loom.problem {
+        println!("FAILED: loom: {p}");
+        other_failures.push(format!("loom: {p}"));
     }
 
     // 2. Build both kernels.
@@ -940,6 +970,10 @@ pub fn run(profile: Profile, filter: Option<&str>) -> Result<u8> {
         "host unit tests: {} passed, {} failed",
         host.passed, host.failed
     );
+    println!(
+        "loom model tests: {} passed, {} failed",
+        loom.passed, loom.failed
+    );
 
     let target_passed: usize = results.iter().map(|(_, _, o)| o.passed()).sum();
     let target_failed: usize = results.iter().map(|(_, _, o)| o.failed()).sum();
@@ -976,8 +1010,8 @@ pub fn run(profile: Profile, filter: Option<&str>) -> Result<u8> {
         }
     }
 
-    let passed = host.passed + target_passed + checks_passed;
-    let failed = host.failed + target_failed + checks_failed + other_failures.len();
+    let passed = host.passed + loom.passed + target_passed + checks_passed;
+    let failed = host.failed + loom.failed + target_failed + checks_failed + other_failures.len();
     println!("{passed} passed, {failed} failed");
     Ok(if failed == 0 { 0 } else { 1 })
 }

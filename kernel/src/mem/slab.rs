@@ -18,7 +18,6 @@ use crate::arch::cpu;
 use crate::sync::irq;
 use core::cell::Cell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Size classes: 64 << class bytes.
 const CLASSES: usize = 6;
@@ -42,9 +41,6 @@ static LISTS: PerCore = PerCore(
         }
     }; MAX_CORES],
 );
-
-/// Bytes in blocks handed out and not yet freed, all cores (for accounting and tests).
-static IN_USE: AtomicUsize = AtomicUsize::new(0);
 
 /// A block of at least the asked size: its address and the size class (or page count) needed
 /// to free it.
@@ -80,7 +76,6 @@ pub fn allocate(bytes: usize) -> Option<Block> {
     let Some(class) = class_for(bytes) else {
         let pages = bytes.div_ceil(PAGE_SIZE);
         let start = Pages.allocate_pages(pages)?;
-        IN_USE.fetch_add(pages * PAGE_SIZE, Ordering::Relaxed);
         return Some(Block {
             start,
             kind: BlockKind::Pages(pages as u32),
@@ -91,15 +86,13 @@ pub fn allocate(bytes: usize) -> Option<Block> {
     if head.get().is_none() {
         refill(head, SMALLEST << class);
     }
-    let block = head.get().map(|block| {
+    let block = head.get().inspect(|block| {
         // SAFETY: a free block holds the link written by `push`.
         let next = unsafe { block.as_ptr().read() };
         head.set(NonNull::new(next as *mut u64));
-        block
     });
     irq::restore(saved);
     let block = block?;
-    IN_USE.fetch_add(SMALLEST << class, Ordering::Relaxed);
     Some(Block {
         start: block.cast(),
         kind: BlockKind::Small(class as u8),
@@ -130,7 +123,6 @@ fn push(head: &Cell<Option<NonNull<u64>>>, block: NonNull<u64>) {
 
 /// Give back a block from [`allocate`].
 pub fn free(block: Block) {
-    IN_USE.fetch_sub(block.kind.bytes(), Ordering::Relaxed);
     match block.kind {
         BlockKind::Pages(pages) => Pages.free_pages(block.start, pages as usize),
         BlockKind::Small(class) => {
@@ -142,9 +134,4 @@ pub fn free(block: Block) {
             irq::restore(saved);
         }
     }
-}
-
-/// Bytes in blocks handed out and not freed yet.
-pub fn in_use() -> usize {
-    IN_USE.load(Ordering::Relaxed)
 }

@@ -27,6 +27,7 @@ pub enum ExitKind {
     Kill,
 }
 
+#[derive(Clone, Copy)]
 pub enum Signal {
     /// An ordinary message.
     Message,

@@ -1,4 +1,4 @@
-//! Terms: the values processes exchange (spawn arguments and exit reasons now, messages next).
+//! Terms and messages: the values processes exchange, and how they travel.
 //!
 //! - [`atom`]: atoms, interned in one kernel-wide table, and the predefined ones the kernel
 //!   uses (`atom::NORMAL`, `atom::EXIT`, ...);
@@ -7,7 +7,11 @@
 //!   one `memcpy`; [`View`] and [`TermRef`] to read it, and the [`term!`](crate::term) macro
 //!   to write it.
 //!
-//! Both are portable (no `asm!`, no MMIO) and unit-tested on the host.
+//! - [`mailbox`]: the per-process mailbox (a lock-free multi-producer inbox, the owner's
+//!   queue with selective receive and a save pointer), model-checked with loom;
+//! - `envelope` (target only): what a send puts in a mailbox, in blocks from the message slab.
+//!
+//! All but `envelope` are portable (no `asm!`, no MMIO) and unit-tested on the host.
 
 pub mod atom;
 #[cfg(target_os = "none")]

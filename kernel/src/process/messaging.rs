@@ -73,10 +73,9 @@ pub fn receive_match(
         Timeout::After(ms) => Some(timers::deadline_in(ms)),
     };
     let mut timer = None;
-    {
-        let _kernel = KernelCall::enter();
-        process.signals.begin_receive();
-    }
+    // Owner-only mailbox state, and no kernel call needed: signal handling from the tick
+    // never touches the save pointer (it only appends).
+    process.signals.begin_receive();
     loop {
         apply_signals(process);
         // The predicate is the process's own code: it runs outside any kernel call (its
@@ -87,10 +86,11 @@ pub fn receive_match(
         if let Some(node) = taken {
             // SAFETY: taken from our mailbox: ours until freed below.
             let term = unsafe { node.as_ref() }.value.term().to_owned();
-            let _kernel = KernelCall::enter();
             if let Some(handle) = timer {
+                let _kernel = KernelCall::enter();
                 timers::disarm_wake(handle);
             }
+            // Freeing needs no kernel call: the slab masks IRQs itself, the count is atomic.
             signals::free(process, node);
             process.signals.count_received();
             return Some(term);

@@ -135,7 +135,8 @@ impl SignalState {
         taken
     }
 
-    /// The owner's links and monitors, created on first use.
+    /// The owner's links and monitors, created on first use. Owner only.
+    #[allow(clippy::mut_from_ref)]
     fn relations(&self) -> &mut Relations {
         let relations = match self.relations.get() {
             Some(r) => r,
@@ -377,7 +378,8 @@ pub(crate) fn handle(me: &Process) -> Result<(), Term> {
                     free(me, node);
                     // Unread signals stay queued for the exit path to answer.
                     for rest in chain.by_ref() {
-                        state.mailbox().append(rest);
+                        // SAFETY: from the chain: ours, in no list.
+                        unsafe { state.mailbox().append(rest) };
                     }
                     return Err(reason);
                 }
@@ -404,7 +406,8 @@ pub(crate) fn handle(me: &Process) -> Result<(), Term> {
             }
         };
         if keep {
-            state.mailbox().append(node);
+            // SAFETY: from the chain: ours, in no list.
+            unsafe { state.mailbox().append(node) };
         } else {
             free(me, node);
         }
@@ -482,11 +485,11 @@ pub(crate) fn on_exit(me: &Process, reason: TermRef<'_>) {
         in_kernel_heap(|| state.mailbox().drain_all(&state.inbox).collect());
     for node in unread {
         // SAFETY: drained: ours, in no list.
-        match unsafe { &node.as_ref().value.signal } {
-            &Signal::Link { from } => {
+        match unsafe { node.as_ref().value.signal } {
+            Signal::Link { from } => {
                 let _ = send_exit(pid, from, reason, ExitKind::Link);
             }
-            &Signal::Monitor { from, reference } => send_down(from, reference, pid, reason),
+            Signal::Monitor { from, reference } => send_down(from, reference, pid, reason),
             _ => {}
         }
         free(me, node);

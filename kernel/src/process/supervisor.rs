@@ -48,7 +48,8 @@
 //!   at once, and its children with it through their links (unless they trap exits).
 //!
 //! Each restart is logged as a warning (`supervisor <0.9.0>: child worker (<0.12.0>) exited
-//! with {fault,...}; restarting`), and so is giving up.
+//! with {fault,...}; restarting`), giving up as an error, and a child killed after its
+//! shutdown timeout as a warning.
 //!
 //! # The API
 //!
@@ -58,6 +59,15 @@
 //! [`SupervisorError::Down`]). They must be made from a process: [`which_children`],
 //! [`count_children`], [`restart_count`], [`terminate_child`], [`restart_child`], [`stop`].
 //! [`total_restarts`] counts the restarts of every supervisor since boot.
+//!
+//! # Limits
+//!
+//! - No `start_child` / `delete_child`: the children are the specification's (a spec sent
+//!   in a message could not be trusted the way the spawn argument is; see below).
+//! - Calls wait without a timeout (OTP's supervisor calls default to `infinity` too).
+//! - Every wait here (the main loop included) looks at the mailbox again at least every
+//!   100 ms although nothing woke it: a workaround for a lost wakeup in the kernel's
+//!   receive (see `RESCAN_MS`). An idle supervisor therefore wakes ten times a second.
 //!
 //! # How the specification travels
 //!
@@ -271,7 +281,8 @@ impl ChildSpec {
     /// that before it starts the next child (OTP's `proc_lib:init_ack`): its start is then
     /// done when its initialisation is, and an exit before it is a failure to start (with the
     /// exit's reason). Without it a worker counts as started once spawned. A worker started
-    /// without this must not call [`init_ack`] (it would wait for ever).
+    /// without this must not call [`init_ack`] (it would wait for ever). A child supervisor
+    /// always acknowledges its start (this changes nothing for it).
     pub fn init_ack(mut self, on: bool) -> Self {
         self.init_ack = on;
         self

@@ -298,7 +298,10 @@ fn sleep_is_never_early_and_at_most_a_tick_late() {
             } else {
                 200_000_000
             };
-            assert!(slept <= ms * 1_000_000 + slack, "slept {slept} ns for {ms} ms");
+            assert!(
+                slept <= ms * 1_000_000 + slack,
+                "slept {slept} ns for {ms} ms"
+            );
         }
     });
 }
