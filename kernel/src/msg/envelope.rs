@@ -50,6 +50,12 @@ pub enum Signal {
         from: Pid,
         reference: Reference,
     },
+    /// A monitored process went: the term is `{'DOWN', Ref, process, Pid, Reason}`. It
+    /// becomes a message only if the receiver still holds the monitor (so none arrives after
+    /// `demonitor`).
+    Down {
+        reference: Reference,
+    },
 }
 
 /// A signal with its block and its term (`Term::nil()` when the signal has none).

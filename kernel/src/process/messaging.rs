@@ -70,14 +70,33 @@ pub fn receive_match(
     let process = me();
     let deadline = match timeout {
         Timeout::Infinity => None,
+        // `after 0` looks once and never waits.
+        Timeout::After(0) => Some(0),
         Timeout::After(ms) => Some(timers::deadline_in(ms)),
     };
-    let mut timer = None;
-    // Owner-only mailbox state, and no kernel call needed: signal handling from the tick
-    // never touches the save pointer (it only appends).
+    // Owner-only mailbox state: no kernel call needed.
     process.signals.begin_receive();
+    let result = receive_loop(process, deadline, &mut accept);
+    process.signals.end_receive();
+    result
+}
+
+fn receive_loop(
+    process: &Process,
+    deadline: Option<u64>,
+    accept: &mut impl FnMut(TermRef<'_>) -> bool,
+) -> Option<Term> {
+    let mut timer = None;
     loop {
-        apply_signals(process);
+        {
+            let kernel = KernelCall::enter();
+            let outcome = signals::handle_in_receive(process);
+            drop(kernel);
+            if let Err(reason) = outcome {
+                process.signals.end_receive();
+                runtime::exit(reason);
+            }
+        }
         // The predicate is the process's own code: it runs outside any kernel call (its
         // allocations are its own, a panic in it ends only the process).
         let taken = process.signals.take_first(|envelope| {

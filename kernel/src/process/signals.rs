@@ -53,10 +53,11 @@ pub struct SignalState {
     queued_bytes: AtomicUsize,
     /// Messages received (taken from the mailbox), for the counters.
     received: Cell<u64>,
-    /// A receive is scanning the mailbox in process code: signals must not be applied
-    /// meanwhile (from the tick, or from a kernel call the predicate makes), since applying
-    /// them changes the mailbox under the scan. The receive applies them itself next.
-    scanning: Cell<bool>,
+    /// A receive is under way: signals are applied by the receive loop only, not from the
+    /// tick or the end of a kernel call (the predicate may make one). Otherwise they could
+    /// change the mailbox under a scan, or move a message into the mailbox between the
+    /// receive's last look and its decision to wait (a lost wake-up).
+    receiving: Cell<bool>,
 }
 
 #[derive(Default)]
@@ -78,7 +79,7 @@ impl SignalState {
             registered: AtomicU32::new(0),
             queued_bytes: AtomicUsize::new(0),
             received: Cell::new(0),
-            scanning: Cell::new(false),
+            receiving: Cell::new(false),
         }
     }
 
@@ -118,9 +119,15 @@ impl SignalState {
         self.received.set(self.received.get() + 1);
     }
 
-    /// Start a receive operation: its first scan starts at the oldest message. Owner only.
+    /// Start a receive operation: its first scan starts at the oldest message, and until
+    /// [`end_receive`](Self::end_receive) only the receive applies signals. Owner only.
     pub(crate) fn begin_receive(&self) {
+        self.receiving.set(true);
         self.mailbox().begin_receive();
+    }
+
+    pub(crate) fn end_receive(&self) {
+        self.receiving.set(false);
     }
 
     /// Take the first message at or after the save point that `accept` accepts (signals
@@ -129,10 +136,7 @@ impl SignalState {
         &self,
         accept: impl FnMut(&Envelope) -> bool,
     ) -> Option<NonNull<EnvelopeNode>> {
-        self.scanning.set(true);
-        let taken = self.mailbox().scan(accept);
-        self.scanning.set(false);
-        taken
+        self.mailbox().scan(accept)
     }
 
     /// The owner's links and monitors, created on first use. Owner only.
@@ -247,7 +251,7 @@ pub(crate) fn send_exit(
 
 fn send_down(to: Pid, reference: Reference, of: Pid, reason: TermRef<'_>) {
     let tuple = down_tuple(reference, of, reason);
-    let _ = send_message(to, tuple.as_ref());
+    let _ = signal(to, Signal::Down { reference }, tuple.as_ref());
     in_kernel_heap(|| drop(tuple));
 }
 
@@ -358,16 +362,33 @@ pub(super) fn set_registered_name(pid: Pid, name: Option<Atom>) -> Result<(), Re
 /// kills it (the reason is in the kernel heap; the caller ends the process with it). Inside
 /// a kernel call, on the owner's core.
 pub(crate) fn handle(me: &Process) -> Result<(), Term> {
-    let state = &me.signals;
-    if state.scanning.get() {
+    if me.signals.receiving.get() {
         return Ok(());
     }
+    handle_in_receive(me)
+}
+
+/// [`handle`] from the receive loop itself.
+pub(crate) fn handle_in_receive(me: &Process) -> Result<(), Term> {
+    let state = &me.signals;
     let mut chain = state.inbox.take_all();
     while let Some(mut node) = chain.next() {
         // SAFETY: handed to us by the inbox: ours, in no list.
         let envelope = unsafe { &mut node.as_mut().value };
         let keep = match envelope.signal {
             Signal::Message => true,
+            Signal::Down { reference } => {
+                let monitoring = &mut state.relations().monitoring;
+                match monitoring.iter().position(|&(r, _)| r == reference) {
+                    Some(at) => {
+                        monitoring.swap_remove(at);
+                        envelope.make_message();
+                        true
+                    }
+                    // Demonitored meanwhile: no DOWN after demonitor returns.
+                    None => false,
+                }
+            }
             Signal::Exit { from, kind } => match exit_effect(me, from, kind, envelope.term()) {
                 ExitEffect::Ignore => false,
                 ExitEffect::Message => {

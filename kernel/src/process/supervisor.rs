@@ -65,9 +65,6 @@
 //! - No `start_child` / `delete_child`: the children are the specification's (a spec sent
 //!   in a message could not be trusted the way the spawn argument is; see below).
 //! - Calls wait without a timeout (OTP's supervisor calls default to `infinity` too).
-//! - Every wait here (the main loop included) looks at the mailbox again at least every
-//!   100 ms although nothing woke it: a workaround for a lost wakeup in the kernel's
-//!   receive (see `RESCAN_MS`). An idle supervisor therefore wakes ten times a second.
 //!
 //! # How the specification travels
 //!
@@ -697,35 +694,9 @@ fn element(m: &Term, i: usize) -> Term {
 
 /// How long a wait lets its receive sleep at most before it looks at its mailbox again.
 ///
-/// A workaround for a lost wakeup in `messaging::receive_match`: when the preemption point
-/// applies a signal that arrived during the receive's scan (moving it into the mailbox)
-/// just after the scan, the receive parks without having seen it, and nothing wakes it
-/// again for that message. The next wakeup's scan does find it, and a receive timeout is
-/// such a wakeup. So every wait here is a loop of receives of at most this long: a lost
-/// wakeup costs at most this much delay, instead of a supervisor (or its caller) stuck for
-/// ever. Once the kernel checks for it, `recv` can become `receive_match`.
-const RESCAN_MS: u64 = 100;
-
-/// `receive_match(timeout, accept)`, looking again at least every [`RESCAN_MS`].
-fn recv(timeout: Timeout, mut accept: impl FnMut(TermRef<'_>) -> bool) -> Option<Term> {
-    let deadline = match timeout {
-        Timeout::Infinity => None,
-        Timeout::After(ms) => {
-            Some(crate::time::now_ns().saturating_add(ms.saturating_mul(1_000_000)))
-        }
-    };
-    loop {
-        let step = deadline.map_or(RESCAN_MS, |deadline| {
-            let left = deadline.saturating_sub(crate::time::now_ns());
-            left.div_ceil(1_000_000).min(RESCAN_MS)
-        });
-        if let Some(m) = receive_match(Timeout::After(step), &mut accept) {
-            return Some(m);
-        }
-        if deadline.is_some_and(|deadline| crate::time::now_ns() >= deadline) {
-            return None;
-        }
-    }
+/// `receive_match(timeout, accept)`.
+fn recv(timeout: Timeout, accept: impl FnMut(TermRef<'_>) -> bool) -> Option<Term> {
+    receive_match(timeout, accept)
 }
 
 /// [`recv`] with no timeout.
@@ -736,9 +707,7 @@ fn recv_forever(accept: impl FnMut(TermRef<'_>) -> bool) -> Term {
 /// Wait for the `'DOWN'` of `reference`; its reason, or `None` on timeout.
 fn wait_down(reference: Reference, timeout: Timeout) -> Option<Term> {
     let down = recv(timeout, |m| is_down(m, reference))?;
-    // A delivered DOWN leaves the monitor in the watcher's own list (the kernel forgets it
-    // only at exit or demonitor): drop it, or a long-lived supervisor's list only grows.
-    demonitor(reference);
+    // (A delivered DOWN also ends the monitor in the kernel: nothing to demonitor.)
     Some(element(&down, 4))
 }
 

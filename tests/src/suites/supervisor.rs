@@ -146,21 +146,14 @@ fn child_no_ack(id: &str, mode: &str) -> ChildSpec {
     )
 }
 
-/// `receive_match` waiting up to `ms` (`u64::MAX`: for ever), but looking again every 20 ms:
-/// the kernel's receive can miss a wakeup (see `RESCAN_MS` in the supervisor module), and a
-/// timeout's rescan finds the message it missed.
-fn poll(ms: u64, mut accept: impl FnMut(TermRef<'_>) -> bool) -> Option<Term> {
-    let deadline = kernel::time::now_ns().saturating_add(ms.saturating_mul(1_000_000));
-    loop {
-        let left = deadline.saturating_sub(kernel::time::now_ns());
-        let step = left.div_ceil(1_000_000).min(20);
-        if let Some(m) = process::receive_match(Timeout::After(step), &mut accept) {
-            return Some(m);
-        }
-        if kernel::time::now_ns() >= deadline {
-            return None;
-        }
-    }
+/// `receive_match` waiting up to `ms` (`u64::MAX`: for ever).
+fn poll(ms: u64, accept: impl FnMut(TermRef<'_>) -> bool) -> Option<Term> {
+    let timeout = if ms == u64::MAX {
+        Timeout::Infinity
+    } else {
+        Timeout::After(ms)
+    };
+    process::receive_match(timeout, accept)
 }
 
 fn is_tagged(t: TermRef<'_>, tag: Atom) -> bool {
