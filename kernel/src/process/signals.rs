@@ -88,6 +88,13 @@ impl SignalState {
         !self.inbox.is_empty()
     }
 
+    /// Whether the kernel should apply signals at the end of a kernel call or at a
+    /// preemption point: some are pending and no receive (which applies them itself) is
+    /// under way.
+    pub fn due(&self) -> bool {
+        self.pending() && !self.receiving.get()
+    }
+
     pub fn queued_bytes(&self) -> usize {
         self.queued_bytes.load(Ordering::Relaxed)
     }
@@ -300,11 +307,12 @@ pub(crate) fn monitor(me: &Process, target: Pid) -> Reference {
         },
         Term::nil().as_ref(),
     );
+    // The watcher's record of the monitor, until its DOWN arrives or `demonitor`: also for a
+    // dead target, whose noproc DOWN is accepted only while the record exists.
+    let monitoring = &mut me.signals.relations().monitoring;
+    in_kernel_heap(|| monitoring.push((reference, target)));
     match sent {
-        Ok(()) => {
-            let monitoring = &mut me.signals.relations().monitoring;
-            in_kernel_heap(|| monitoring.push((reference, target)));
-        }
+        Ok(()) => {}
         Err(_) => send_down(
             me.pid(),
             reference,

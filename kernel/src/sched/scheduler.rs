@@ -192,7 +192,7 @@ impl Drop for KernelCall {
             && let Some(current) = core.current.get()
         {
             // SAFETY: the running process's record is live.
-            let signals = unsafe { current.as_ref() }.signals.pending();
+            let signals = unsafe { current.as_ref() }.signals.due();
             if signals || core.need_resched.get() {
                 leaving_kernel(signals);
             }
@@ -549,7 +549,7 @@ pub unsafe fn preempt_point(frame: &ExceptionFrame) {
         return;
     }
     // SAFETY: the current process is live while it runs.
-    if unsafe { current.as_ref() }.signals.pending() {
+    if unsafe { current.as_ref() }.signals.due() {
         // Exit signals reach even a process that never makes a kernel call.
         let kernel = KernelCall::enter();
         // SAFETY: as above.
