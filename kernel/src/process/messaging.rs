@@ -88,7 +88,7 @@ fn receive_loop(
 ) -> Option<Term> {
     let mut timer = None;
     loop {
-        {
+        if process.signals.pending() {
             let kernel = KernelCall::enter();
             let outcome = signals::handle_in_receive(process);
             drop(kernel);
