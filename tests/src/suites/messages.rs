@@ -7,7 +7,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use kernel::msg::{Atom, Term, TermRef, View, atom};
 use kernel::process::{self, Pid, RegistryError, SpawnOpts, Timeout};
 use kernel::sched;
-use kernel::sync::IrqMutex;
 use kernel::testing::Suite;
 use kernel::{smp, term, test_cases};
 
@@ -43,38 +42,9 @@ pub const SUITE: Suite = Suite {
 };
 
 // ---------------------------------------------------------------------------------------
-// Harness: run a case body as a process.
+// Each case's body runs as a process: `super::in_process`.
 
-static EXIT_REASON: IrqMutex<Option<(Pid, Term)>> = IrqMutex::new(None);
-
-fn record_exit(pid: Pid, reason: &Term) {
-    let mut slot = EXIT_REASON.lock();
-    if slot.as_ref().is_some_and(|(p, _)| *p == pid) || slot.is_none() {
-        *slot = Some((pid, reason.clone()));
-    }
-}
-
-/// Run `body` in a process on core 0 and fail the case if it does not exit normally.
-fn in_process(body: fn()) {
-    fn run(arg: Term) {
-        let raw = arg.as_int().unwrap() as usize;
-        // SAFETY: `in_process` passes a `fn()` as an integer.
-        let body: fn() = unsafe { core::mem::transmute::<usize, fn()>(raw) };
-        body();
-    }
-    let before = process::count();
-    let pid = process::spawn(run, Term::int(body as usize as i64)).expect("spawn");
-    *EXIT_REASON.lock() = Some((pid, Term::nil()));
-    process::set_exit_hook(Some(record_exit));
-    sched::run_until(|| !process::is_alive(pid));
-    let reason = EXIT_REASON.lock().take().map(|(_, r)| r).unwrap();
-    assert!(
-        reason.is_atom(atom::NORMAL),
-        "the case's process exited with {reason}"
-    );
-    // Helpers the case left behind must be gone too (they may still be finishing).
-    sched::run_until(|| process::count() <= before);
-}
+use super::in_process;
 
 fn recv() -> Term {
     process::receive(Timeout::Infinity).unwrap()

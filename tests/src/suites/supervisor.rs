@@ -41,39 +41,9 @@ pub const SUITE: Suite = Suite {
 };
 
 // ---------------------------------------------------------------------------------------
-// Harness: run a case body as a process (as in the messages suite).
+// Each case's body runs as a process: `super::in_process`.
 
-static EXIT_REASON: IrqMutex<Option<(Pid, Term)>> = IrqMutex::new(None);
-
-fn record_exit(pid: Pid, reason: &Term) {
-    let mut slot = EXIT_REASON.lock();
-    if slot.as_ref().is_some_and(|(p, _)| *p == pid) || slot.is_none() {
-        *slot = Some((pid, reason.clone()));
-    }
-}
-
-/// Run `body` in a process on core 0 and fail the case if it does not exit normally, or if
-/// it leaves processes behind.
-fn in_process(body: fn()) {
-    fn run(arg: Term) {
-        let raw = arg.as_int().unwrap() as usize;
-        // SAFETY: `in_process` passes a `fn()` as an integer.
-        let body: fn() = unsafe { core::mem::transmute::<usize, fn()>(raw) };
-        body();
-    }
-    let before = process::count();
-    let pid = process::spawn(run, Term::int(body as usize as i64)).expect("spawn");
-    *EXIT_REASON.lock() = Some((pid, Term::nil()));
-    process::set_exit_hook(Some(record_exit));
-    sched::run_until(|| !process::is_alive(pid));
-    let reason = EXIT_REASON.lock().take().map(|(_, r)| r).unwrap();
-    assert!(
-        reason.is_atom(atom::NORMAL),
-        "the case's process exited with {reason}"
-    );
-    // Supervisors and children the case left must go too (they may still be stopping).
-    sched::run_until(|| process::count() <= before);
-}
+use super::in_process;
 
 // ---------------------------------------------------------------------------------------
 // Children and what they report.
