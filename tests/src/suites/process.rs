@@ -281,13 +281,15 @@ fn term_argument_survives_its_creator() {
 // ---------------------------------------------------------------------------------------
 // Scheduling.
 
-static ORDER: IrqMutex<Vec<u8>> = IrqMutex::new(Vec::new());
+/// Fixed capacity: processes push into it, and a growable `Vec` would put its buffer in the
+/// pushing process's heap, which goes away when that process exits.
+static ORDER: IrqMutex<heapless::Vec<u8, 32>> = IrqMutex::new(heapless::Vec::new());
 
 fn yield_round_robin_within_a_priority() {
     fn worker(arg: Term) {
         let id = arg.as_int().unwrap() as u8;
         for _ in 0..3 {
-            ORDER.lock().push(id);
+            ORDER.lock().push(id).unwrap();
             process::yield_now();
         }
     }
@@ -297,12 +299,12 @@ fn yield_round_robin_within_a_priority() {
         process::spawn(worker, Term::int(id)).unwrap();
     }
     sched::run_until(|| process::count() == before);
-    assert_eq!(*ORDER.lock(), [0, 1, 2, 0, 1, 2, 0, 1, 2]);
+    assert_eq!(ORDER.lock()[..], [0, 1, 2, 0, 1, 2, 0, 1, 2]);
 }
 
 fn max_before_high_before_normal() {
     fn record(arg: Term) {
-        ORDER.lock().push(arg.as_int().unwrap() as u8);
+        ORDER.lock().push(arg.as_int().unwrap() as u8).unwrap();
     }
     fn parent(_: Term) {
         for p in [
@@ -315,7 +317,7 @@ fn max_before_high_before_normal() {
             process::spawn_opt(record, Term::int(p as i64), opts).unwrap();
         }
         process::yield_now();
-        ORDER.lock().push(100);
+        ORDER.lock().push(100).unwrap();
     }
     ORDER.lock().clear();
     let before = process::count();
@@ -327,7 +329,7 @@ fn max_before_high_before_normal() {
     let low = Priority::Low as u8;
     // The parent (normal) yields to max and high at once, then takes its turn in normal's
     // queue behind the normal child; the low child runs last (only low work left).
-    assert_eq!(*ORDER.lock(), [max, high, normal, 100, low]);
+    assert_eq!(ORDER.lock()[..], [max, high, normal, 100, low]);
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
