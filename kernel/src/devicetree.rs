@@ -2368,21 +2368,7 @@ mod tests {
     // -----------------------------------------------------------------------------------------
     // Robustness: no input may panic.
 
-    /// xorshift64*: deterministic, good enough to pick bytes.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// Parses and, on success, touches everything (so lazily wrong data would show).
     fn exercise(blob: &[u8]) -> bool {
@@ -2428,21 +2414,21 @@ mod tests {
         let mut ok = 0;
         for _ in 0..cases {
             let mut bad = blob.to_vec();
-            for _ in 0..1 + rng.below(max_changes) {
-                let at = rng.below(within.min(bad.len()));
-                match rng.below(4) {
+            for _ in 0..1 + rng.index(max_changes) {
+                let at = rng.index(within.min(bad.len()));
+                match rng.index(4) {
                     // A random byte.
                     0 | 1 => bad[at] = rng.next() as u8,
                     // An aligned word set to a token, a small number or a large one.
                     2 => {
                         let at = at & !3;
-                        let value = [0u32, 1, 2, 3, 4, 9, 0xffff_ffff, 0x8000_0000][rng.below(8)];
+                        let value = [0u32, 1, 2, 3, 4, 9, 0xffff_ffff, 0x8000_0000][rng.index(8)];
                         if at + 4 <= bad.len() {
                             bad[at..at + 4].copy_from_slice(&value.to_be_bytes());
                         }
                     }
                     // One bit.
-                    _ => bad[at] ^= 1 << rng.below(8),
+                    _ => bad[at] ^= 1 << rng.index(8),
                 }
             }
             if exercise(&bad) {
@@ -2459,8 +2445,8 @@ mod tests {
         let mut ok = 0;
         for _ in 0..3000 {
             let mut bad = blob.to_vec();
-            let at = rng.below(bad.len());
-            bad[at] = bad[at].wrapping_add(1 + rng.below(255) as u8);
+            let at = rng.index(bad.len());
+            bad[at] = bad[at].wrapping_add(1 + rng.index(255) as u8);
             if exercise(&bad) {
                 ok += 1;
             }

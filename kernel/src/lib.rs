@@ -19,6 +19,9 @@ pub mod sched;
 pub mod sync;
 pub mod time;
 
+#[cfg(test)]
+mod test_rng;
+
 #[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]

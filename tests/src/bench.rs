@@ -438,14 +438,7 @@ fn cross_core_wake() -> u64 {
 }
 
 const TICKS: usize = 2_000;
-static TICKER_LATE: IrqMutexVec = IrqMutexVec::new();
-
-struct IrqMutexVec(kernel::sync::IrqMutex<Vec<u64>>);
-impl IrqMutexVec {
-    const fn new() -> Self {
-        Self(kernel::sync::IrqMutex::new(Vec::new()))
-    }
-}
+static TICKER_LATE: kernel::sync::IrqMutex<Vec<u64>> = kernel::sync::IrqMutex::new(Vec::new());
 
 /// A process woken every millisecond by a timer while a CPU-bound process shares its core:
 /// how late it runs, p99 and max, in microseconds.
@@ -469,7 +462,7 @@ fn ticker_latency() -> (u64, u64) {
         }
         STOP_HOG.store(true, Ordering::Relaxed);
         // Kernel state must not keep a block of this process's heap: copy it out.
-        *TICKER_LATE.0.lock() = kernel::mem::in_kernel_heap(|| late.clone());
+        *TICKER_LATE.lock() = kernel::mem::in_kernel_heap(|| late.clone());
     }
     STOP_HOG.store(false, Ordering::Relaxed);
     let before = process::count();
@@ -481,7 +474,7 @@ fn ticker_latency() -> (u64, u64) {
     )
     .unwrap();
     sched::run_until(|| process::count() == before);
-    let mut late = core::mem::take(&mut *TICKER_LATE.0.lock());
+    let mut late = core::mem::take(&mut *TICKER_LATE.lock());
     late.sort_unstable();
     let p99 = late[late.len() * 99 / 100] / 1000;
     let max = late[late.len() - 1] / 1000;

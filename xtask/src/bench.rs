@@ -18,7 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::build::{self, Bin, Profile};
-use crate::qemu::{self, Boot, Console, Qemu, RunOutput};
+use crate::qemu::{self, Boot, Console, Qemu, RunOutput, print_tail, verbose};
 use crate::{Error, Result, bail, display_command};
 
 /// RAM of every benchmark run, MiB.
@@ -26,8 +26,6 @@ const MEM_MIB: u32 = 1024;
 /// The interrupt controller of every benchmark run (as in the test runner's first config).
 const GIC: u8 = 3;
 const DEFAULT_TIMEOUT_SECS: u64 = 300;
-/// Lines of output shown when a run goes wrong.
-const TAIL: usize = 30;
 
 /// How a benchmark run is emulated; its name is the `bench=<mode>` boot argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -406,36 +404,6 @@ pub fn collect(
     Ok(c)
 }
 
-fn print_tail(out: &RunOutput) {
-    let tail = out.tail(TAIL);
-    let n = tail.len();
-    println!(
-        "  last {n} line{} of output:",
-        if n == 1 { "" } else { "s" }
-    );
-    for l in tail {
-        println!("    | {l}");
-    }
-    if !out.command.is_empty() {
-        println!("  command: {}", out.command);
-    }
-}
-
-fn verbose() -> bool {
-    std::env::var_os("XTASK_VERBOSE").is_some_and(|v| !v.is_empty() && v != "0")
-}
-
-/// The timeout of each run from XTASK_TIMEOUT_SECS (`None`: unset), else the default.
-fn timeout_from(var: Option<String>) -> Result<Duration> {
-    match var {
-        None => Ok(Duration::from_secs(DEFAULT_TIMEOUT_SECS)),
-        Some(s) => match s.trim().parse::<u64>() {
-            Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
-            _ => bail!("XTASK_TIMEOUT_SECS must be a positive number of seconds, not `{s}`"),
-        },
-    }
-}
-
 /// Boots the bench kernel once, capturing its output (echoing it when verbose).
 fn boot(image: PathBuf, run: Run, timeout: Duration) -> Result<RunOutput> {
     let mut cmd = run.mode.vm(image).command(Console::Captured);
@@ -454,7 +422,10 @@ fn boot(image: PathBuf, run: Run, timeout: Duration) -> Result<RunOutput> {
 /// Everything `cargo xtask bench` does after the prerequisites: exit code 0 when every run
 /// succeeded (and the icount repeats agree); otherwise an error naming what failed.
 pub fn run(profile: Profile, plan: &[Run]) -> Result<u8> {
-    let timeout = timeout_from(std::env::var("XTASK_TIMEOUT_SECS").ok())?;
+    let timeout = qemu::timeout_from(
+        std::env::var("XTASK_TIMEOUT_SECS").ok(),
+        DEFAULT_TIMEOUT_SECS,
+    )?;
     println!("== building the test kernel ({} build)", profile.dir());
     let out = build::build(profile, &[Bin::KTEST])?;
     let image = out.image(Bin::KTEST);
@@ -800,12 +771,15 @@ mod tests {
 
     #[test]
     fn timeouts() {
-        assert_eq!(timeout_from(None).unwrap(), Duration::from_secs(300));
         assert_eq!(
-            timeout_from(Some(" 42 ".into())).unwrap(),
+            qemu::timeout_from(None, DEFAULT_TIMEOUT_SECS).unwrap(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            qemu::timeout_from(Some(" 42 ".into()), DEFAULT_TIMEOUT_SECS).unwrap(),
             Duration::from_secs(42)
         );
-        assert!(timeout_from(Some("0".into())).is_err());
-        assert!(timeout_from(Some("soon".into())).is_err());
+        assert!(qemu::timeout_from(Some("0".into()), DEFAULT_TIMEOUT_SECS).is_err());
+        assert!(qemu::timeout_from(Some("soon".into()), DEFAULT_TIMEOUT_SECS).is_err());
     }
 }

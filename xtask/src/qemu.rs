@@ -9,7 +9,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{Result, display_command};
+use crate::{Result, bail, display_command};
 
 /// The CPU every run uses.
 pub const CPU: &str = "cortex-a72";
@@ -250,6 +250,42 @@ fn pump(r: impl Read, tx: mpsc::Sender<String>) {
                 }
             }
         }
+    }
+}
+
+/// Lines of a run's output shown when it goes wrong.
+pub const TAIL: usize = 30;
+
+/// Whether XTASK_VERBOSE asks for the kernels' output to be echoed.
+pub fn verbose() -> bool {
+    std::env::var_os("XTASK_VERBOSE").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The limit on each QEMU run: XTASK_TIMEOUT_SECS (`var`, `None` when unset), else
+/// `default_secs`.
+pub fn timeout_from(var: Option<String>, default_secs: u64) -> Result<Duration> {
+    match var {
+        None => Ok(Duration::from_secs(default_secs)),
+        Some(s) => match s.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
+            _ => bail!("XTASK_TIMEOUT_SECS must be a positive number of seconds, not `{s}`"),
+        },
+    }
+}
+
+/// Print the last [`TAIL`] lines of a run and its command line.
+pub fn print_tail(out: &RunOutput) {
+    let tail = out.tail(TAIL);
+    let n = tail.len();
+    println!(
+        "  last {n} line{} of output:",
+        if n == 1 { "" } else { "s" }
+    );
+    for l in tail {
+        println!("    | {l}");
+    }
+    if !out.command.is_empty() {
+        println!("  command: {}", out.command);
     }
 }
 

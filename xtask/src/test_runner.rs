@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::build::{self, Bin, Outputs, Profile};
-use crate::qemu::{self, Boot, Console, Qemu, RunOutput};
+use crate::qemu::{self, Boot, Console, Qemu, RunOutput, TAIL, print_tail, verbose};
 use crate::{Error, Result, bail, cargo, display_command, workspace_root};
 
 /// Which flat image a configuration boots.
@@ -91,8 +91,6 @@ const HARNESS_SUITES: &[&str] = &["selftest", "kernel_fault"];
 const MEM_MIB: u32 = 1024;
 const MAX_RERUNS: usize = 50;
 const DEFAULT_TIMEOUT_SECS: u64 = 60;
-/// Lines of output shown when a run goes wrong.
-const TAIL: usize = 30;
 
 impl Config {
     fn by_name(name: &str) -> &'static Config {
@@ -302,10 +300,6 @@ impl Echo {
     }
 }
 
-fn verbose() -> bool {
-    std::env::var_os("XTASK_VERBOSE").is_some_and(|v| !v.is_empty() && v != "0")
-}
-
 /// All the runs of one suite in one configuration.
 #[derive(Clone, Debug, Default)]
 pub struct SuiteOutcome {
@@ -336,21 +330,6 @@ impl SuiteOutcome {
             print_tail(out);
         }
         self.problems.push(format!("{label}: {msg}"));
-    }
-}
-
-fn print_tail(out: &RunOutput) {
-    let tail = out.tail(TAIL);
-    let n = tail.len();
-    println!(
-        "  last {n} line{} of output:",
-        if n == 1 { "" } else { "s" }
-    );
-    for l in tail {
-        println!("    | {l}");
-    }
-    if !out.command.is_empty() {
-        println!("  command: {}", out.command);
     }
 }
 
@@ -795,17 +774,6 @@ fn run_loom_tests() -> Result<HostTests> {
 // ---------------------------------------------------------------------------------------------
 // The whole run
 
-/// The timeout of each QEMU run: XTASK_TIMEOUT_SECS or 60 s.
-fn timeout() -> Result<Duration> {
-    match std::env::var("XTASK_TIMEOUT_SECS") {
-        Err(_) => Ok(Duration::from_secs(DEFAULT_TIMEOUT_SECS)),
-        Ok(s) => match s.trim().parse::<u64>() {
-            Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
-            _ => bail!("XTASK_TIMEOUT_SECS must be a positive number of seconds, not `{s}`"),
-        },
-    }
-}
-
 /// Lists the suites by booting `suite=list` in the first configuration.
 fn list_suites(out: &Outputs, timeout: Duration) -> Result<Result<Vec<String>, String>> {
     let cfg = &CONFIGS[0];
@@ -850,7 +818,10 @@ fn selected(filter: Option<&str>, key: &str) -> bool {
 
 /// Everything `cargo xtask test` does; the exit code is 0 iff nothing failed.
 pub fn run(profile: Profile, filter: Option<&str>) -> Result<u8> {
-    let timeout = timeout()?;
+    let timeout = qemu::timeout_from(
+        std::env::var("XTASK_TIMEOUT_SECS").ok(),
+        DEFAULT_TIMEOUT_SECS,
+    )?;
     let mut other_failures: Vec<String> = Vec::new();
 
     // 1. Host unit tests.

@@ -690,21 +690,7 @@ mod tests {
         (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8 ^ (i as u8).wrapping_mul(31)
     }
 
-    /// Tiny deterministic generator (xorshift64*).
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// Everything the heap says about itself agrees with the page source.
     fn assert_accounts(heap: &ProcessHeap, pages: &TestPages) {
@@ -837,7 +823,7 @@ mod tests {
         let mut scratch: Vec<(NonNull<u8>, Layout)> = Vec::new();
         let (mut max_chunks, mut max_pages) = (0, 0);
         for i in 0..1_000_000 {
-            let l = layout(1 + rng.below(512), 1 << rng.below(5));
+            let l = layout(1 + rng.index(512), 1 << rng.index(5));
             let p = heap.alloc(l, &pages).unwrap();
             // SAFETY: the block has at least one byte.
             unsafe { p.as_ptr().write(i as u8) };
@@ -846,12 +832,12 @@ mod tests {
                 assert_eq!(unsafe { old.as_ptr().read() }, (i - 64) as u8);
                 free(old, old_l, &pages);
             }
-            for _ in 0..rng.below(4) {
-                let l = layout(1 + rng.below(256), 8);
+            for _ in 0..rng.index(4) {
+                let l = layout(1 + rng.index(256), 8);
                 scratch.push((heap.alloc(l, &pages).unwrap(), l));
             }
             if let Some((p, l)) = scratch.last_mut() {
-                let grown = l.size() * 2 + rng.below(1024);
+                let grown = l.size() * 2 + rng.index(1024);
                 *p = realloc(*p, *l, grown, &pages).unwrap();
                 *l = layout(grown, 8);
             }
@@ -1021,7 +1007,7 @@ mod tests {
             let mut rng = Rng(round + 1);
             for _ in 0..2000 {
                 // Never freed: exit takes them all.
-                let l = layout(1 + rng.below(3000), 1 << rng.below(7));
+                let l = layout(1 + rng.index(3000), 1 << rng.index(7));
                 fill(heap.alloc(l, &pages).unwrap(), l.size(), round);
             }
             heap.alloc(layout(MIB, 4096), &pages).unwrap();
@@ -1141,14 +1127,14 @@ mod tests {
         let mut live: Vec<Block> = Vec::new();
         let mut tag = 0;
         for step in 0..steps {
-            let roll = rng.below(100);
+            let roll = rng.index(100);
             if live.is_empty() || (roll < 45 && live.len() < 2000) {
-                let size = match rng.below(20) {
-                    0 => rng.below(200 * KIB),
-                    1..=4 => rng.below(8 * KIB),
-                    _ => rng.below(300),
+                let size = match rng.index(20) {
+                    0 => rng.index(200 * KIB),
+                    1..=4 => rng.index(8 * KIB),
+                    _ => rng.index(300),
                 };
-                let l = layout(size, 1 << rng.below(13));
+                let l = layout(size, 1 << rng.index(13));
                 let ptr = heap.alloc(l, &pages).unwrap();
                 assert_eq!(ptr.as_ptr().addr() % l.align(), 0);
                 tag += 1;
@@ -1160,22 +1146,22 @@ mod tests {
                 });
             } else if roll < 80 {
                 // Mostly recent blocks, sometimes any: both the rewind and the holes.
-                let i = if rng.below(2) == 0 {
+                let i = if rng.index(2) == 0 {
                     live.len() - 1
                 } else {
-                    rng.below(live.len())
+                    rng.index(live.len())
                 };
                 let b = live.swap_remove(i);
                 check(b.ptr, b.layout.size(), b.seed);
                 free(b.ptr, b.layout, &pages);
             } else {
-                let i = rng.below(live.len());
+                let i = rng.index(live.len());
                 let b = &mut live[i];
-                let new_size = match rng.below(4) {
+                let new_size = match rng.index(4) {
                     0 => b.layout.size() / 2,
-                    1 => b.layout.size() + rng.below(64),
+                    1 => b.layout.size() + rng.index(64),
                     2 => b.layout.size() * 2 + 1,
-                    _ => rng.below(20 * KIB),
+                    _ => rng.index(20 * KIB),
                 };
                 let ptr = realloc(b.ptr, b.layout, new_size, &pages).unwrap();
                 check(ptr, b.layout.size().min(new_size), b.seed);

@@ -483,20 +483,7 @@ mod tests {
         let _ = s.take(4, 6);
     }
 
-    /// Deterministic xorshift64* PRNG.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// The universe of the model test: addresses 0..128, one bit each.
     const BITS: u64 = 128;

@@ -22,8 +22,6 @@ use core::ptr::NonNull;
 /// Size classes: 64 << class bytes.
 const CLASSES: usize = 6;
 const SMALLEST: usize = 64;
-/// The largest block served from a free list.
-pub const LARGEST_SMALL: usize = SMALLEST << (CLASSES - 1);
 
 struct Lists {
     heads: [Cell<Option<NonNull<u64>>>; CLASSES],

@@ -667,10 +667,8 @@ pub(crate) fn wake(process: &Process, record: NonNull<Process>) {
             .is_ok()
         {
             if enqueue {
-                let saved = irq::save_and_mask();
                 // SAFETY: it was Waiting: in no queue, not running; we won the transition.
                 unsafe { scheduler::enqueue(process.home_core(), record, true) };
-                irq::restore(saved);
             }
             return;
         }

@@ -694,19 +694,14 @@ fn element(m: &Term, i: usize) -> Term {
 
 /// How long a wait lets its receive sleep at most before it looks at its mailbox again.
 ///
-/// `receive_match(timeout, accept)`.
-fn recv(timeout: Timeout, accept: impl FnMut(TermRef<'_>) -> bool) -> Option<Term> {
-    receive_match(timeout, accept)
-}
-
-/// [`recv`] with no timeout.
+/// `receive_match` with no timeout.
 fn recv_forever(accept: impl FnMut(TermRef<'_>) -> bool) -> Term {
-    recv(Timeout::Infinity, accept).expect("a wait without timeout returns a message")
+    receive_match(Timeout::Infinity, accept).expect("a wait without timeout returns a message")
 }
 
 /// Wait for the `'DOWN'` of `reference`; its reason, or `None` on timeout.
 fn wait_down(reference: Reference, timeout: Timeout) -> Option<Term> {
-    let down = recv(timeout, |m| is_down(m, reference))?;
+    let down = receive_match(timeout, |m| is_down(m, reference))?;
     // (A delivered DOWN also ends the monitor in the kernel: nothing to demonitor.)
     Some(element(&down, 4))
 }

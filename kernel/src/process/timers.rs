@@ -71,8 +71,9 @@ fn fire(action: Action) {
     }
 }
 
-/// The wheel period in which `ms` milliseconds from now have passed on this core.
-fn deadline_after(ms: u64) -> u64 {
+/// The wheel period in which `ms` milliseconds from now have passed on this core (a receive
+/// timeout's or a `send_after`'s deadline).
+pub(crate) fn deadline_in(ms: u64) -> u64 {
     crate::time::period_at_or_after(crate::time::counter() + crate::time::ms_to_counter(ms))
 }
 
@@ -86,11 +87,6 @@ pub(crate) fn arm_wake(deadline: u64, pid: Pid) -> Option<TimerHandle> {
 /// Disarm a wake-up armed on this core.
 pub(crate) fn disarm_wake(handle: TimerHandle) {
     let _ = WHEELS[cpu::core_index()].lock().cancel(handle);
-}
-
-/// The period `ms` from now, for a receive timeout on this core.
-pub(crate) fn deadline_in(ms: u64) -> u64 {
-    deadline_after(ms)
 }
 
 /// Whether this core's clock has reached period `deadline`.
@@ -113,7 +109,7 @@ pub fn send_after(ms: u64, to: Pid, msg: TermRef<'_>) -> Result<TimerRef, TimerE
     let _kernel = crate::sched::KernelCall::enter();
     let envelope = envelope::new(Signal::Message, msg).ok_or(TimerError)?;
     let core = cpu::core_index();
-    let deadline = deadline_after(ms);
+    let deadline = deadline_in(ms);
     let mut wheel = WHEELS[core].lock();
     match in_kernel_heap(|| wheel.insert(deadline, Action::Send { to, envelope })) {
         Ok(handle) => Ok(TimerRef {
